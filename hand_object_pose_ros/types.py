@@ -1,0 +1,160 @@
+"""
+Dataclasses passed between the parts of the package.
+
+Frames: ``camera`` is the camera optical frame (x right, y down, z forward); ``crop`` pixels are
+those of the square network input. Units are SI (metres, radians) unless a suffix says otherwise.
+"""
+
+from dataclasses import dataclass
+from dataclasses import fields
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+@dataclass
+class ManoOutput:
+    """
+    Output of :class:`hand_object_pose_ros.mano.ManoLayer`.
+
+    :param vertices: (B, 778, 3), metres, in the frame of ``transl`` (camera frame when the
+        global orientation and translation are given in it).
+    :param joints: (B, 21, 3), metres, same frame, order of ``constants.HAND_JOINT_NAMES``.
+    """
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+
+
+@dataclass
+class HandObjectSample:
+    """
+    One training / evaluation sample, identical for the synthetic set, DexYCB and ObMan.
+
+    All arrays are numpy; ``to_tensors`` gives the dict that torch's default collate batches.
+
+    :param image: (S, S, 3) uint8 RGB, the network crop.
+    :param crop_K: (3, 3) float32, intrinsics of the crop (maps camera points to crop pixels).
+    :param camera_K: (3, 3) float32, intrinsics of the full camera image.
+    :param bbox_xyxy_px: (4,) float32, hand box in full-image pixels (x0, y0, x1, y1).
+    :param mano_pose: (48,) float32, axis-angle, global orientation (camera frame) then 15 joints,
+        full pose (the mean hand already added: ``flat_hand_mean=True`` convention).
+    :param mano_betas: (10,) float32, MANO shape.
+    :param joints_cam: (21, 3) float32, metres, camera frame.
+    :param vertices_cam: (778, 3) float32, metres, camera frame.
+    :param joints_2d_crop_px: (21, 2) float32, projected joints in crop pixels.
+    :param object_id: catalogue id of the held object (DexYCB's YCB class id for YCB objects).
+    :param object_rotation: (3, 3) float32, camera_from_object rotation.
+    :param object_translation: (3,) float32, metres, object-frame origin in the camera frame.
+    :param object_vertices_cam: (N, 3) float32, metres, camera frame (varies in N; not batched).
+    :param is_right_hand: True for a right hand.
+    :param hand_mask: (S, S) bool crop mask of the hand, or None.
+    :param object_mask: (S, S) bool crop mask of the object, or None.
+    :param depth: (S, S) float32 crop depth in metres (0 = none), or None.
+    """
+
+    image: np.ndarray
+    crop_K: np.ndarray
+    camera_K: np.ndarray
+    bbox_xyxy_px: np.ndarray
+    mano_pose: np.ndarray
+    mano_betas: np.ndarray
+    joints_cam: np.ndarray
+    vertices_cam: np.ndarray
+    joints_2d_crop_px: np.ndarray
+    object_id: int
+    object_rotation: np.ndarray
+    object_translation: np.ndarray
+    object_vertices_cam: Optional[np.ndarray] = None
+    is_right_hand: bool = True
+    hand_mask: Optional[np.ndarray] = None
+    object_mask: Optional[np.ndarray] = None
+    depth: Optional[np.ndarray] = None
+
+    # Fields left out of batches: they vary in size or may be missing.
+    UNBATCHED_FIELDS = ('object_vertices_cam', 'hand_mask', 'object_mask', 'depth')
+
+    def to_tensors(self) -> dict:
+        """
+        Return the batchable fields as tensors; the image becomes (3, S, S) float32 in 0..1.
+
+        Also adds the training targets relative to the wrist: ``object_translation_rel``
+        (3,) metres and ``joints_rel`` (21, 3) / ``vertices_rel`` (778, 3) metres, camera frame.
+        """
+        out = {}
+        for field in fields(self):
+            if field.name in self.UNBATCHED_FIELDS:
+                continue
+            value = getattr(self, field.name)
+            if field.name == 'image':
+                out['image'] = torch.from_numpy(
+                    np.ascontiguousarray(value.transpose(2, 0, 1))).float() / 255.0
+            elif isinstance(value, np.ndarray):
+                out[field.name] = torch.from_numpy(np.ascontiguousarray(value)).float()
+            else:
+                out[field.name] = torch.tensor(value)
+        wrist = out['joints_cam'][0]
+        out['joints_rel'] = out['joints_cam'] - wrist
+        out['vertices_rel'] = out['vertices_cam'] - wrist
+        out['object_translation_rel'] = out['object_translation'] - wrist
+        return out
+
+
+@dataclass
+class NetworkPrediction:
+    """
+    Output of ``model.predict`` for a batch of B crops. Camera orientation, wrist origin.
+
+    :param mano_pose: (B, 48) axis-angle (global orientation then 15 joints).
+    :param mano_betas: (B, 10).
+    :param vertices: (B, 778, 3) metres, relative to the wrist joint, camera orientation.
+    :param joints: (B, 21, 3) metres, relative to the wrist joint.
+    :param joints_2d_crop_px: (B, 21, 2) crop pixels.
+    :param object_rotation: (B, 3, 3) camera_from_object rotation, orthonormal, det +1.
+    :param object_translation: (B, 3) metres, object origin relative to the wrist joint.
+    :param object_id: (B,) int64 object id used to condition the pose decoder.
+    :param object_probs: (B, num_objects) classifier probabilities, or None when the id was given.
+    """
+
+    mano_pose: torch.Tensor
+    mano_betas: torch.Tensor
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    joints_2d_crop_px: torch.Tensor
+    object_rotation: torch.Tensor
+    object_translation: torch.Tensor
+    object_id: torch.Tensor
+    object_probs: Optional[torch.Tensor] = None
+
+
+@dataclass
+class Prediction:
+    """
+    One hand and its object, in the full camera frame (numpy, metres).
+
+    :param hand_vertices: (778, 3) float32, camera frame.
+    :param hand_joints: (21, 3) float32, camera frame.
+    :param joints_2d_px: (21, 2) float32, full-image pixels.
+    :param mano_pose: (48,) float32 axis-angle.
+    :param mano_betas: (10,) float32.
+    :param object_rotation: (3, 3) float32, camera_from_object.
+    :param object_translation: (3,) float32 metres, camera frame.
+    :param object_id: catalogue id of the object.
+    :param object_score: classifier probability of ``object_id`` (1.0 when it was given).
+    :param is_right_hand: side of the hand.
+    :param wrist_depth_source: 'depth' when the wrist depth came from the depth image,
+        'hand_size' when from the hand's metric size against its pixel size.
+    """
+
+    hand_vertices: np.ndarray
+    hand_joints: np.ndarray
+    joints_2d_px: np.ndarray
+    mano_pose: np.ndarray
+    mano_betas: np.ndarray
+    object_rotation: np.ndarray
+    object_translation: np.ndarray
+    object_id: int
+    object_score: float
+    is_right_hand: bool = True
+    wrist_depth_source: str = 'hand_size'

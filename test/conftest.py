@@ -1,0 +1,24 @@
+"""Test-wide settings: isolated ROS 2 discovery, the Fast DDS profile, and torch threads."""
+
+import os
+import random
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Each pytest run gets its own DDS domain, so parallel runs on one machine never see each other,
+# and discovery stays on this machine (no multicast to the network).
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                      os.path.join(REPO_ROOT, 'config', 'fastdds_shm.xml'))
+# Child processes started by tests import the package from this working tree.
+os.environ['PYTHONPATH'] = REPO_ROOT + (
+    os.pathsep + os.environ['PYTHONPATH'] if os.environ.get('PYTHONPATH') else '')
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    """Absolute path of the repository root."""
+    return REPO_ROOT
