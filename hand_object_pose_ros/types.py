@@ -113,8 +113,10 @@ class NetworkPrediction:
     :param joints_2d_crop_px: (B, 21, 2) crop pixels.
     :param object_rotation: (B, 3, 3) camera_from_object rotation, orthonormal, det +1.
     :param object_translation: (B, 3) metres, object origin relative to the wrist joint.
-    :param object_id: (B,) int64 object id used to condition the pose decoder.
-    :param object_probs: (B, num_objects) classifier probabilities, or None when the id was given.
+    :param object_index: (B,) int64 class index (0..num_objects-1, the position of the object's
+        catalogue id in the config's ``object_ids``) used to condition the pose decoder.
+    :param object_probs: (B, num_objects) classifier probabilities (always computed; the
+        classifier chose ``object_index`` when no index was given).
     """
 
     mano_pose: torch.Tensor
@@ -124,7 +126,7 @@ class NetworkPrediction:
     joints_2d_crop_px: torch.Tensor
     object_rotation: torch.Tensor
     object_translation: torch.Tensor
-    object_id: torch.Tensor
+    object_index: torch.Tensor
     object_probs: Optional[torch.Tensor] = None
 
 
