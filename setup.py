@@ -56,7 +56,6 @@ setup(
     maintainer_email='maintainers@hand-object-pose-ros.org',
     description='Real-time MANO hand mesh and held-object 6D pose from RGB: a ROS 2 node.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             '{} = {}'.format(name, target) for name, target in sorted(EXECUTABLES.items())],
