@@ -109,6 +109,48 @@ SUBCOMMANDS = {
 }
 
 
+def _add_model_arguments(parser):
+    parser.add_argument('--configs', nargs='+',
+                        default=['config/model_paper.yaml', 'config/model_lite.yaml'],
+                        help='model config YAML files')
+    parser.add_argument('--runs', type=int, default=20, help='timed predict calls per config')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed calls first')
+    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    parser.add_argument('--batch-size', type=int, default=1)
+
+
+def _run_model(args):
+    """Parameter counts and CPU time of model.predict (random weights, stand-in MANO)."""
+    from hand_object_pose_ros.config import load_model_config
+    from hand_object_pose_ros.modeling import build_model
+
+    torch.set_num_threads(args.threads)
+    print('model.predict on CPU, float32, batch %d, %d threads, median of %d runs after %d '
+          'warm-up' % (args.batch_size, torch.get_num_threads(), args.runs, args.warmup))
+    columns = ('config', 'input', 'params', 'inference params', 'predict ms')
+    header = '%-28s %6s %12s %16s %12s' % columns
+    print(header)
+    print('-' * len(header))
+    for path in args.configs:
+        torch.manual_seed(0)
+        model = build_model(load_model_config(path)).eval()
+        total = sum(parameter.numel() for parameter in model.parameters())
+        training_modules = [getattr(model.object_head, name, None)
+                            for name in ('image_decoder', 'pose_encoder')]
+        training_only = sum(parameter.numel() for module in training_modules
+                            if module is not None for parameter in module.parameters())
+        size = model.cfg.input_size_px
+        images = torch.rand(args.batch_size, 3, size, size,
+                            generator=torch.Generator().manual_seed(0))
+        (median,) = time_calls([lambda: model.predict(images)], args.runs, args.warmup)
+        print('%-28s %6d %12d %16d %12.1f' % (os.path.basename(path), size, total,
+                                              total - training_only, 1e3 * median))
+    return 0
+
+
+SUBCOMMANDS['model'] = (_add_model_arguments, _run_model)
+
+
 def build_parser():
     """
     Return the argument parser with one subparser per entry of ``SUBCOMMANDS``.

@@ -1,0 +1,210 @@
+"""Losses: units, the biomechanical constraints on the stand-in hand, the beta schedule."""
+
+import math
+import os
+import time
+
+import pytest
+import torch
+
+from hand_object_pose_ros import geometry
+from hand_object_pose_ros import losses
+from hand_object_pose_ros.config import load_model_config
+from hand_object_pose_ros.config import LossConfig
+from hand_object_pose_ros.mano import ManoLayer
+from hand_object_pose_ros.modeling import build_model
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LITE_YAML = os.path.join(REPO_ROOT, 'config', 'model_lite.yaml')
+# MANO's joint order of the 45 finger-pose values: index, middle, pinky, ring, thumb (3 each).
+NON_THUMB_JOINTS = list(range(12))
+THUMB_JOINTS = [12, 13, 14]
+FLEXION_AXIS = 2  # the model's z axis: positive rotation curls a right hand's fingers
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _one_torch_thread():
+    # On this shared, oversubscribed CPU two OpenMP threads wait on each other: one thread is
+    # about 10x faster for these small tensors.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope='module')
+def hand_layer():
+    return ManoLayer.standin(side='right', flat_hand_mean=True)
+
+
+def finger_pose(layer, angle, joints=NON_THUMB_JOINTS, axis=FLEXION_AXIS):
+    """(1, 45) finger pose rotating the given joints by ``angle`` rad about one axis."""
+    pose = torch.zeros(15, 3)
+    pose[joints, axis] = angle
+    return pose.view(1, 45)
+
+
+def hand_joints(layer, pose, global_orient=None):
+    global_orient = torch.zeros(pose.shape[0], 3) if global_orient is None else global_orient
+    return layer(global_orient, pose, torch.zeros(pose.shape[0], 10)).joints
+
+
+def test_beta_vae_schedule_matches_the_paper():
+    epochs = (0, 9, 10, 19, 20, 39, 40, 59, 60, 80, 100, 199)
+    expected = (0.5, 0.5, 0.1, 0.1, 0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-4)
+    for epoch, value in zip(epochs, expected):
+        assert math.isclose(losses.beta_vae_schedule(epoch), value, rel_tol=1e-9), epoch
+
+
+def test_bmc_is_zero_on_natural_stand_in_poses(hand_layer):
+    poses = [torch.zeros(1, 45), hand_layer.hands_mean.view(1, 45),
+             finger_pose(hand_layer, 0.3), finger_pose(hand_layer, 0.8),
+             finger_pose(hand_layer, 1.3),  # a fist
+             finger_pose(hand_layer, -0.15),  # slight extension
+             finger_pose(hand_layer, 0.5, THUMB_JOINTS)]
+    joints = hand_joints(hand_layer, torch.cat(poses))
+    assert float(losses.bmc_loss(joints)) < 1e-6
+    # Invariant to the global rotation and the unit of the joints.
+    rotated = hand_joints(hand_layer, torch.cat(poses),
+                          torch.tensor([[0.3, -2.0, 1.0]]).expand(len(poses), 3))
+    assert float(losses.bmc_loss(rotated * 100.0)) < 1e-6
+
+
+def test_bmc_grows_with_hyperextension(hand_layer):
+    values = [float(losses.bmc_loss(hand_joints(hand_layer, finger_pose(hand_layer, angle))))
+              for angle in (-0.4, -0.7, -1.0, -1.3)]
+    assert values[0] > 1e-3
+    assert all(later > earlier for earlier, later in zip(values, values[1:]))
+    terms = losses.bmc_loss_terms(hand_joints(hand_layer, finger_pose(hand_layer, -1.0)))
+    assert float(terms['bmc_joint_angle']) > 0.1
+
+
+def test_bmc_flags_bones_and_palm(hand_layer):
+    joints = hand_joints(hand_layer, torch.zeros(1, 45))
+    stretched = joints.clone()
+    stretched[:, 8] += 3.0 * (joints[:, 8] - joints[:, 7])  # index tip bone 4x longer
+    # (4 x 0.28 - 0.40)^2 / 20 bones ~ 0.026 relative-length^2.
+    assert float(losses.bmc_loss_terms(stretched)['bmc_bone_length']) > 0.01
+    folded = joints.clone()
+    # Swing the pinky's MCP far out of the palm plane (a broken palm).
+    palm_normal = torch.linalg.cross(joints[:, 5] - joints[:, 0], joints[:, 17] - joints[:, 0])
+    palm_normal = palm_normal / palm_normal.norm()
+    folded[:, 17:21] += 0.06 * palm_normal[:, None]
+    terms = losses.bmc_loss_terms(folded)
+    assert float(terms['bmc_palm_bend'] + terms['bmc_root_angle']) > 1e-3
+
+
+def test_bmc_gradient_pushes_back_towards_the_limits(hand_layer):
+    pose = finger_pose(hand_layer, -1.0).requires_grad_(True)
+    loss = losses.bmc_loss(hand_joints(hand_layer, pose))
+    loss.backward()
+    # Decreasing the loss means increasing (un-hyperextending) the flexion angles.
+    assert float(pose.grad.view(15, 3)[NON_THUMB_JOINTS, FLEXION_AXIS].sum()) < 0.0
+
+
+def test_joint_loss_is_in_square_centimetres():
+    true = torch.zeros(2, 21, 3)
+    pred = true.clone()
+    pred[..., 0] += 0.01  # 1 cm on every joint
+    assert math.isclose(float(losses.joints_3d_loss(pred, true)), 1.0, rel_tol=1e-5)
+
+
+def test_heatmap_loss_is_zero_at_the_target_and_soft_argmax_finds_it():
+    from hand_object_pose_ros.modeling.hand_head import soft_argmax_px
+
+    # Away from the border (a border truncates the Gaussian and biases its mean inwards).
+    joints = torch.tensor([[[25.0, 20.0], [33.3, 40.7], [70.0, 5.0]]])  # last: outside 64 px
+    targets, visible = losses.heatmap_targets(joints, 8, 8, 8, 8.0)
+    assert visible.tolist() == [[True, True, False]]
+    perfect = torch.log(targets.clamp_min(1e-30))
+    assert float(losses.heatmap_loss(perfect, joints, 8, 8.0)) < 1e-4
+    assert float(losses.heatmap_loss(torch.zeros(1, 3, 8, 8), joints, 8, 8.0)) > 0.1
+    uv = soft_argmax_px(perfect, 8)
+    assert torch.allclose(uv[0, :2], joints[0, :2], atol=0.5)
+
+
+def test_kl_and_pose_terms():
+    assert float(losses.kl_divergence(torch.zeros(3, 8), torch.zeros(3, 8))) == 0.0
+    assert float(losses.kl_divergence(torch.ones(3, 8), torch.zeros(3, 8))) == 0.5
+    pose = torch.zeros(1, 9)
+    shifted = pose.clone()
+    shifted[0, 0] = 0.1  # 10 cm -> 1 dm
+    assert math.isclose(float(losses.pose9d_loss(shifted, pose)), 1.0 / 9.0, rel_tol=1e-5)
+
+
+def _overfit_batch(model, count, seed):
+    """Build a few random-but-fixed samples whose hand targets come from the MANO layer."""
+    generator = torch.Generator().manual_seed(seed)
+    size = model.cfg.input_size_px
+    pose = torch.cat((0.5 * torch.randn(count, 3, generator=generator),
+                      0.3 * torch.randn(count, 45, generator=generator)), 1)
+    betas = 0.5 * torch.randn(count, 10, generator=generator)
+    with torch.no_grad():
+        hand = model.mano_layer(pose[:, :3], pose[:, 3:], betas)
+    wrist = hand.joints[:, :1]
+    crop_k = torch.tensor([[2.3 * size, 0.0, size / 2 - 0.5], [0.0, 2.3 * size, size / 2 - 0.5],
+                           [0.0, 0.0, 1.0]])
+    camera_joints = hand.joints - wrist + torch.tensor([0.0, 0.0, 0.5])
+    return {
+        'image': torch.rand(count, 3, size, size, generator=generator),
+        'mano_pose': pose, 'mano_betas': betas, 'joints_rel': hand.joints - wrist,
+        'joints_2d_crop_px': geometry.project_points(camera_joints, crop_k),
+        'object_id': torch.tensor(model.object_ids)[torch.arange(count) % model.num_objects],
+        'object_rotation': geometry.axis_angle_to_matrix(
+            torch.randn(count, 3, generator=generator)),
+        'object_translation_rel': 0.05 * torch.randn(count, 3, generator=generator),
+    }
+
+
+@pytest.mark.slow
+def test_tiny_overfit_drives_the_total_loss_down():
+    """The lite network at 64 px memorises 4 samples in 30 steps: the total loss falls >20x."""
+    torch.manual_seed(0)
+    model = build_model(load_model_config(
+        LITE_YAML, ['input_size_px=64', 'object_ids=[1, 2, 3]']))
+    batch = _overfit_batch(model, 4, seed=1)
+    index = model.object_indices(batch['object_id'])
+    target = losses.pose9d_target(batch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    cfg = LossConfig()
+    history = []
+    start = time.monotonic()
+    for _ in range(30):
+        terms = losses.compute_losses(model(batch['image'], index, target), batch, cfg,
+                                      beta_vae=1e-3)
+        optimizer.zero_grad()
+        terms['total'].backward()
+        optimizer.step()
+        history.append({name: float(value.detach()) for name, value in terms.items()})
+    elapsed = time.monotonic() - start
+    first, last = history[0], history[-1]
+    assert all(math.isfinite(value) for value in last.values())
+    assert last['total'] < first['total'] / 20.0, (first['total'], last['total'], elapsed)
+    assert last['joints_3d'] < first['joints_3d'] / 20.0
+    assert last['pose_from_image'] < first['pose_from_image'] / 3.0
+    assert last['heatmap'] < first['heatmap'] / 3.0
+    assert last['classifier_accuracy'] == 1.0
+
+
+def test_compute_losses_names_and_total():
+    torch.manual_seed(0)
+    model = build_model(load_model_config(LITE_YAML, ['input_size_px=64',
+                                                      'object_ids=[1, 2, 3]']))
+    batch = _overfit_batch(model, 3, seed=2)
+    out = model(batch['image'], model.object_indices(batch['object_id']),
+                losses.pose9d_target(batch))
+    cfg = LossConfig()
+    terms = losses.compute_losses(out, batch, cfg, beta_vae=0.1)
+    names = {'joints_3d', 'mano_pose', 'mano_shape', 'bmc', 'heatmap', 'hand', 'branch1',
+             'branch2', 'pose_from_pose', 'image_from_pose', 'kl_pose', 'pose_from_image',
+             'image_from_image', 'kl_image', 'classifier', 'classifier_accuracy', 'total'}
+    assert names <= set(terms)
+    for name, value in terms.items():
+        assert value.dim() == 0 and torch.isfinite(value), name
+    hand = (0.5 * terms['joints_3d'] + 5e-7 * terms['mano_pose'] + 5e-5 * terms['mano_shape']
+            + terms['bmc'] + terms['heatmap'])
+    assert torch.allclose(terms['hand'], hand)
+    branch2 = terms['pose_from_image'] + terms['image_from_image'] + 0.1 * terms['kl_image']
+    assert torch.allclose(terms['branch2'], branch2)
+    total = terms['hand'] + terms['branch1'] + terms['branch2'] + 0.1 * terms['classifier']
+    assert torch.allclose(terms['total'], total)
