@@ -1,0 +1,215 @@
+"""Training command line: logs, checkpoints, exact resume, errors, fp16 export, DDP (gloo)."""
+
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+from hand_object_pose_ros import train
+from hand_object_pose_ros.config import ConfigError
+from hand_object_pose_ros.modeling import build_model
+from hand_object_pose_ros.modeling import load_model_from_checkpoint
+
+# A tiny network (64 px, narrow layers) so that a step costs well under a second on a CPU.
+TINY_MODEL = {
+    'input_size_px': 64,
+    'object_ids': list(range(1, 22)),
+    'backbone': {'architecture': 'resnet18', 'fpn_channels': 16},
+    'hand_head': {'channels': 16, 'fc_hidden': 32, 'num_modules': 2},
+    'cvae': {'latent_size': 8, 'pose_encoder_sizes': [16, 16, 16],
+             'pose_decoder_sizes': [16, 16],
+             'image_encoder_conv_channels': [8, 8, 4, 4, 2, 2],
+             'image_encoder_fc_sizes': [32, 16, 16],
+             'image_decoder_channels': [8, 8, 8, 8, 8, 8]},
+    'classifier': {'hidden_size': 16},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One CPU thread: on a small shared CPU, more threads make these tiny steps far slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def tiny_config(tmp_path, **top):
+    """Write a tiny training YAML and return its path."""
+    data = {
+        'model': TINY_MODEL,
+        'data': {'dataset': 'synthetic', 'num_train_samples': 4, 'num_val_samples': 2,
+                 'augment': True, 'num_workers': 0, 'synthetic': {'seed': 3}},
+        'optim': {'learning_rate': 1e-3, 'lr_decay_every_epochs': 1, 'lr_decay_factor': 0.5},
+        'epochs': 2,
+        'batch_size': 2,
+        'log_every_steps': 1,
+        'checkpoint_every_minutes': 0.0,
+        'device': 'cpu',
+        'output_dir': str(tmp_path / 'run'),
+    }
+    data.update(top)
+    path = tmp_path / 'train.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def run_main(args):
+    """Run the command line in this process; returns the exit status."""
+    return train.main(list(args) + ['--no-progress'])
+
+
+def test_learning_rate_schedule():
+    """Decay every 20 epochs up to epoch 100, constant afterwards (paper 4.1)."""
+    cfg = train.OptimConfig(lr_decay_factor=0.5)
+    factors = [train.learning_rate_factor(epoch, cfg) for epoch in (0, 19, 20, 45, 99, 100,
+                                                                    199)]
+    assert factors == [1.0, 1.0, 0.5, 0.25, 0.0625, 0.03125, 0.03125]
+
+
+def test_train_writes_logs_checkpoint_and_export(tmp_path):
+    """A 4-step run writes CSV, TensorBoard, a weights-only checkpoint and the fp16 export."""
+    config = tiny_config(tmp_path)
+    export = tmp_path / 'models' / 'tiny_fp16.pt'
+    assert run_main(['--config', config, '--export-fp16', str(export)]) == 0
+    run = tmp_path / 'run'
+    with open(run / 'train_log.csv', newline='') as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(row['step']) for row in rows] == [1, 2, 3, 4]
+    for term in ('total', 'joints_3d', 'branch1', 'branch2', 'kl_image', 'beta_vae', 'lr'):
+        assert all(float(row[term]) == float(row[term]) for row in rows), term
+    # The learning rate decays after the first epoch (decay every epoch in this config).
+    assert float(rows[0]['lr']) == pytest.approx(1e-3)
+    assert float(rows[-1]['lr']) == pytest.approx(5e-4)
+    with open(run / 'validation.csv', newline='') as stream:
+        validation = list(csv.DictReader(stream))
+    assert len(validation) == 2
+    assert float(validation[0]['val_root_relative_mje_mm']) > 0
+    assert os.listdir(run / 'tensorboard')
+
+    payload = torch.load(run / 'checkpoints' / 'last.pt', weights_only=True)
+    extra = payload['extra']
+    assert extra['train_config']['model']['input_size_px'] == 64
+    assert extra['catalogue_ids'] == list(range(1, 22))
+    state = extra['training_state']
+    assert state['epoch'] == 2 and state['step'] == 4
+    assert isinstance(state['rng_states'][0]['torch'], torch.Tensor)
+
+    exported = torch.load(export, weights_only=True)
+    assert exported['float16'] is True
+    assert 'training_state' not in exported['extra']
+    assert all(value.dtype != torch.float32 for value in exported['state_dict'].values())
+    model = load_model_from_checkpoint(str(export))
+    trained = load_model_from_checkpoint(str(run / 'checkpoints' / 'last.pt'))
+    for (name, value), other in zip(model.state_dict().items(),
+                                    trained.state_dict().values()):
+        if value.is_floating_point():
+            assert torch.allclose(value, other, atol=1e-2, rtol=1e-2), name
+
+
+def test_resume_is_exact(tmp_path):
+    """Stop after 1 step, resume to 4: the same weights as 4 uninterrupted steps."""
+    straight = tmp_path / 'straight'
+    straight.mkdir()
+    config = tiny_config(straight)
+    assert run_main(['--config', config]) == 0
+
+    resumed = tmp_path / 'resumed'
+    resumed.mkdir()
+    config = tiny_config(resumed)
+    assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
+    last = resumed / 'run' / 'checkpoints' / 'last.pt'
+    assert torch.load(last, weights_only=True)['extra']['training_state']['step'] == 1
+    assert run_main(['--config', config, '--resume', str(last)]) == 0
+
+    first = torch.load(straight / 'run' / 'checkpoints' / 'last.pt', weights_only=True)
+    second = torch.load(last, weights_only=True)
+    assert second['extra']['training_state']['step'] == 4
+    for name, value in first['state_dict'].items():
+        other = second['state_dict'][name]
+        assert torch.allclose(value.double(), other.double(), atol=1e-6, rtol=0), name
+    with open(resumed / 'run' / 'train_log.csv', newline='') as stream:
+        assert [int(row['step']) for row in csv.DictReader(stream)] == [1, 2, 3, 4]
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    """A misspelt key fails once, naming it (also inside data.synthetic)."""
+    config = tiny_config(tmp_path)
+    with pytest.raises(ConfigError, match='optim.learnin_rate'):
+        train.load_train_config(config, ['optim.learnin_rate=1e-3'])
+    assert run_main(['--config', config, '--set', 'data.synthetic.sed=1']) == 2
+    assert 'data.synthetic.sed' in capsys.readouterr().err
+
+
+def test_missing_dataset_root_is_named(tmp_path, capsys):
+    """A DexYCB root that does not exist: one error naming the path."""
+    config = tiny_config(tmp_path)
+    missing = str(tmp_path / 'no_dexycb_here')
+    assert run_main(['--config', config, '--set', 'data.dataset=dexycb',
+                     '--set', 'data.root=' + missing]) == 2
+    assert missing in capsys.readouterr().err
+
+
+def test_resume_from_other_architecture_names_tensors(tmp_path, capsys):
+    """Resuming a checkpoint of another width lists the mismatching tensors."""
+    config = tiny_config(tmp_path)
+    assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
+    last = str(tmp_path / 'run' / 'checkpoints' / 'last.pt')
+    status = run_main(['--config', config, '--set', 'model.backbone.fpn_channels=8',
+                       '--resume', last])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert 'shape mismatch' in error and 'backbone' in error
+
+
+WORKER = textwrap.dedent("""
+    import os, sys
+    import torch
+    from hand_object_pose_ros import train
+    cfg = train.load_train_config(sys.argv[1], ['max_steps=2', 'epochs=1'])
+    model, reason = train.run_training(cfg, show_progress=False)
+    torch.save(model.state_dict(), os.path.join(sys.argv[2], 'rank%s.pt' % os.environ['RANK']))
+""")
+
+
+def test_ddp_two_cpu_processes_end_identical(tmp_path):
+    """Torchrun, 2 processes, gloo: different data per rank, identical weights at the end."""
+    config = tiny_config(tmp_path, data={
+        'dataset': 'synthetic', 'num_train_samples': 8, 'num_val_samples': 2,
+        'augment': False, 'num_workers': 0, 'synthetic': {'seed': 5}})
+    worker = tmp_path / 'worker.py'
+    worker.write_text(WORKER)
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+         str(worker), config, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    rank0 = torch.load(tmp_path / 'rank0.pt', weights_only=True)
+    rank1 = torch.load(tmp_path / 'rank1.pt', weights_only=True)
+    cfg = train.load_train_config(config)
+    torch.manual_seed(cfg.seed)
+    initial = build_model(cfg.model).state_dict()
+    changed = 0
+    for name, value in rank0.items():
+        assert torch.equal(value, rank1[name]), name
+        if value.is_floating_point() and not torch.equal(value, initial[name]):
+            changed += 1
+    assert changed > 10  # the two steps did train
+    assert os.path.isfile(tmp_path / 'run' / 'checkpoints' / 'last.pt')
+
+
+def test_time_budget_checkpoints_and_stops(tmp_path):
+    """A spent --max-minutes budget stops after the current step with a resumable checkpoint."""
+    config = tiny_config(tmp_path)
+    model, reason = train.run_training(train.load_train_config(config), max_minutes=1e-6,
+                                       show_progress=False)
+    assert reason == 'time_budget'
+    state = torch.load(tmp_path / 'run' / 'checkpoints' / 'last.pt',
+                       weights_only=True)['extra']['training_state']
+    assert state['step'] == 1 and state['batch_in_epoch'] == 1 and state['epoch'] == 0
