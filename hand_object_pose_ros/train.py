@@ -94,6 +94,9 @@ class DataConfig:
     :param num_train_samples: samples per epoch of the on-the-fly synthetic set; for shards and
         real datasets a positive value keeps only the first N (0 = all).
     :param num_val_samples: validation samples (the first N of the validation split; 0 = all).
+    :param epoch_samples: samples per epoch, drawn from a fresh shuffle of the whole training
+        set each epoch (0 = the whole set). Lets a large shard set have epochs short enough
+        for the per-epoch schedules (beta_vae, learning rate) to advance in a short run.
     :param augment: apply the paper's augmentation (scale, colour jitter, brightness,
         contrast) to training samples.
     :param num_workers: DataLoader worker processes per training process.
@@ -110,6 +113,7 @@ class DataConfig:
     val_split: str = 'val'
     num_train_samples: int = 20000
     num_val_samples: int = 256
+    epoch_samples: int = 0
     augment: bool = True
     num_workers: int = 2
     synthetic: dict = dataclasses.field(default_factory=dict)
@@ -416,19 +420,27 @@ def _set_dataset_epoch(dataset, epoch):
 
 
 class _SkipSampler(torch.utils.data.Sampler):
-    """Yields a base sampler's indices after dropping the first ``skip`` (mid-epoch resume)."""
+    """
+    Yields a base sampler's indices from position ``skip`` up to position ``limit``.
 
-    def __init__(self, base, skip):
+    ``skip`` drops what a resumed epoch already did; ``limit`` ends an epoch early
+    (``DataConfig.epoch_samples``, per process).
+    """
+
+    def __init__(self, base, skip, limit=None):
         self.base = base
         self.skip = skip
+        self.limit = len(base) if limit is None else min(limit, len(base))
 
     def __iter__(self):
         for position, index in enumerate(self.base):
+            if position >= self.limit:
+                return
             if position >= self.skip:
                 yield index
 
     def __len__(self):
-        return max(0, len(self.base) - self.skip)
+        return max(0, self.limit - self.skip)
 
 
 def _worker_init(worker_id):
@@ -829,7 +841,8 @@ class Trainer:
         sampler.set_epoch(epoch)
         generator = torch.Generator()
         generator.manual_seed(self.cfg.seed * 7919 + epoch)
-        sampler = _SkipSampler(sampler, skip_batches * self.cfg.batch_size)
+        sampler = _SkipSampler(sampler, skip_batches * self.cfg.batch_size,
+                               self._samples_per_epoch_per_process())
         workers = self.cfg.data.num_workers
         return DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=sampler,
                           num_workers=workers, drop_last=True, collate_fn=_collate,
@@ -837,9 +850,16 @@ class Trainer:
                           pin_memory=self.device.type == 'cuda',
                           persistent_workers=False, prefetch_factor=4 if workers else None)
 
+    def _samples_per_epoch_per_process(self):
+        """Samples one process sees per epoch (``data.epoch_samples`` or the whole set)."""
+        total = len(self.train_set)
+        if self.cfg.data.epoch_samples > 0:
+            total = min(total, self.cfg.data.epoch_samples)
+        return total // self.context.world_size
+
     def steps_per_epoch(self):
         """Optimiser steps in one epoch."""
-        return len(self.train_set) // (self.cfg.batch_size * self.context.world_size)
+        return self._samples_per_epoch_per_process() // self.cfg.batch_size
 
     def _train_step(self, batch):
         """One optimiser step; returns the loss terms as floats."""

@@ -213,3 +213,18 @@ def test_time_budget_checkpoints_and_stops(tmp_path):
     state = torch.load(tmp_path / 'run' / 'checkpoints' / 'last.pt',
                        weights_only=True)['extra']['training_state']
     assert state['step'] == 1 and state['batch_in_epoch'] == 1 and state['epoch'] == 0
+
+
+def test_epoch_samples_draws_a_fresh_subset_each_epoch():
+    """data.epoch_samples ends an epoch early, on a different shuffle each epoch."""
+    dataset = list(range(100))
+    epochs = []
+    for epoch in range(2):
+        sampler = torch.utils.data.distributed.DistributedSampler(
+            dataset, num_replicas=1, rank=0, shuffle=True, seed=0, drop_last=True)
+        sampler.set_epoch(epoch)
+        epochs.append(list(train._SkipSampler(sampler, 0, 10)))
+    assert [len(indices) for indices in epochs] == [10, 10]
+    assert epochs[0] != epochs[1]
+    resumed = list(train._SkipSampler(sampler, 4, 10))
+    assert resumed == epochs[1][4:]

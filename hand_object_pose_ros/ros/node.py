@@ -344,7 +344,7 @@ class HandObjectPoseNode(LifecycleNode):
         self._latest_roi = None  # (HandBox, arrival_s)
         self._pending_frame = None  # a frame waiting for its RegionOfInterest
         self._last_depth_arrival_s = None
-        self._activated_at_s = 0.0
+        self._first_image_s = None
         self._sync = None
         self._sync_no_depth = None
         self._rate_reference = (time.monotonic(), 0, 0)
@@ -448,8 +448,9 @@ class HandObjectPoseNode(LifecycleNode):
         self._create_publishers(values)
         self._bbox_mode = self._choose_bbox_mode(values.bbox_msg_type)
         self.get_logger().info(
-            'configured: model %s on %s, %s hand, bbox %s, depth %s, sync %s'
-            % (values.checkpoint or 'RANDOM WEIGHTS', self._predictor.device, values.hand_side,
+            'configured: model %s on %s (optimize %s), %s hand, bbox %s, depth %s, sync %s'
+            % (values.checkpoint or 'RANDOM WEIGHTS', self._predictor.device,
+               getattr(self._predictor, 'optimize_mode', 'none'), values.hand_side,
                self._bbox_mode, 'on' if values.use_depth else 'off', sync_backend_name()))
 
     def _load_predictor(self, values, mano_path):
@@ -473,7 +474,8 @@ class HandObjectPoseNode(LifecycleNode):
             try:
                 return Predictor.from_checkpoint(path, device=values.device,
                                                  mano_model_path=mano_path, fp16=values.fp16,
-                                                 bbox_scale=values.bbox_scale)
+                                                 bbox_scale=values.bbox_scale,
+                                                 optimize=values.optimize)
             except Exception as error:
                 raise node_params.ParameterError(
                     "cannot load parameter 'checkpoint' %s (with mano_model_dir %r): %s"
@@ -495,7 +497,8 @@ class HandObjectPoseNode(LifecycleNode):
         try:
             return Predictor.from_config(config, device=values.device, seed=values.seed,
                                          mano_model_path=mano_path,
-                                         bbox_scale=values.bbox_scale)
+                                         bbox_scale=values.bbox_scale,
+                                         optimize=values.optimize)
         except Exception as error:
             raise node_params.ParameterError(
                 "cannot build the model of parameter 'model_config' %s (with mano_model_dir "
@@ -588,7 +591,9 @@ class HandObjectPoseNode(LifecycleNode):
         self._latest_roi = None
         self._pending_frame = None
         self._last_depth_arrival_s = None
-        self._activated_at_s = time.monotonic()
+        # Depth counts as late from the first image on, not from activation: a camera may
+        # start long after the node.
+        self._first_image_s = None
         subscriptions = {
             'image': self.create_subscription(Image, 'image', self._on_image, input_qos),
             'camera_info': self.create_subscription(CameraInfo, 'camera_info',
@@ -687,8 +692,8 @@ class HandObjectPoseNode(LifecycleNode):
         if timeout_s <= 0:
             return False
         last = self._last_depth_arrival_s
-        reference = last if last is not None else self._activated_at_s
-        return now_s - reference > timeout_s
+        reference = last if last is not None else self._first_image_s
+        return reference is not None and now_s - reference > timeout_s
 
     def _on_image(self, msg):
         """Count the image and pass it to the synchroniser (without depth when it stopped)."""
@@ -697,7 +702,10 @@ class HandObjectPoseNode(LifecycleNode):
         sync = self._sync
         if sync is None:
             return
-        if self._params.use_depth and self._depth_is_stale(time.monotonic()):
+        now_s = time.monotonic()
+        if self._first_image_s is None:
+            self._first_image_s = now_s
+        if self._params.use_depth and self._depth_is_stale(now_s):
             self._warn('no_depth', 'no depth image on %s for %.1f s (depth_timeout_s): '
                        'processing images without depth'
                        % (self.topics.get('depth', 'depth'), self._params.depth_timeout_s))
