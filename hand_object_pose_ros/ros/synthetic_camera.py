@@ -88,12 +88,15 @@ def make_generator(seed, width=None, height=None):
     """
     Create the synthetic generator for full camera frames.
 
-    :param seed: random seed of the generated scenes.
+    :param seed: seed of the scenes; the generator uses its held-out split of that seed, so the
+        demo never shows scenes the demo checkpoint was trained on (training uses seed 0's
+        training split).
     :param width: image width in pixels, or None for the generator's default (640).
     :param height: image height in pixels, or None for the default (480).
     :return: ``SyntheticHandObjectGenerator``.
     """
     # Imported here: the data side (renderer, object meshes) is only needed by this node.
+    from hand_object_pose_ros.data.synthetic import heldout_config
     from hand_object_pose_ros.data.synthetic import SyntheticConfig
     from hand_object_pose_ros.data.synthetic import SyntheticHandObjectGenerator
     options = {'seed': int(seed)}
@@ -101,7 +104,7 @@ def make_generator(seed, width=None, height=None):
         options['image_width_px'] = int(width)
     if height:
         options['image_height_px'] = int(height)
-    return SyntheticHandObjectGenerator(SyntheticConfig(**options))
+    return SyntheticHandObjectGenerator(heldout_config(SyntheticConfig(**options)))
 
 
 def prepare_frame(frame, index, frame_id=DEFAULT_FRAME_ID, with_depth=True):
