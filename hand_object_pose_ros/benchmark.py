@@ -151,6 +151,20 @@ def _run_model(args):
 SUBCOMMANDS['model'] = (_add_model_arguments, _run_model)
 
 
+def _add_suite_arguments(parser):
+    from hand_object_pose_ros.ros import benchmark as suite  # rclpy: imported only when used
+    suite.add_arguments(parser)
+
+
+def _run_suite(args):
+    """Model paths, Predictor, markers, memory, end to end over DDS (docs/benchmark.md)."""
+    from hand_object_pose_ros.ros import benchmark as suite
+    return suite.run(args)
+
+
+SUBCOMMANDS['suite'] = (_add_suite_arguments, _run_suite)
+
+
 def build_parser():
     """
     Return the argument parser with one subparser per entry of ``SUBCOMMANDS``.

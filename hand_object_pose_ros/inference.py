@@ -46,6 +46,8 @@ from hand_object_pose_ros.mano import ManoLayer
 from hand_object_pose_ros.modeling.build import build_model
 from hand_object_pose_ros.modeling.checkpoint import CheckpointError
 from hand_object_pose_ros.modeling.checkpoint import load_model_from_checkpoint
+from hand_object_pose_ros.modeling.optimize import OptimizeError
+from hand_object_pose_ros.modeling.optimize import prepare_inference
 from hand_object_pose_ros.types import Prediction
 
 # Mirror of the camera frame about its y-z plane (left hand <-> right hand).
@@ -294,7 +296,7 @@ class Predictor:
 
     def __init__(self, model, device='auto', fp16=False, bbox_scale=DEFAULT_BBOX_SCALE,
                  depth_window_half_px=DEFAULT_DEPTH_WINDOW_HALF_PX,
-                 depth_surface_offset_m=DEFAULT_DEPTH_SURFACE_OFFSET_M):
+                 depth_surface_offset_m=DEFAULT_DEPTH_SURFACE_OFFSET_M, optimize='auto'):
         """
         Wrap a network (use :meth:`from_checkpoint` or :meth:`from_config`).
 
@@ -304,6 +306,11 @@ class Predictor:
         :param bbox_scale: enlargement of the squared hand box (as in training).
         :param depth_window_half_px: half side of the depth window around each joint, pixels.
         :param depth_surface_offset_m: added to the depth reading (joint centre behind skin).
+        :param optimize: network path (``modeling.optimize.OPTIMIZE_MODES``): 'auto' (the
+            fastest path tested to agree with the reference; checked once here, falling back
+            to the reference path on a mismatch), 'none' (``model.predict``, the reference),
+            'fused', 'compile', 'onnxruntime'. The fast paths run a snapshot of the weights
+            taken here. ``optimize_mode`` tells the one in use.
         """
         if not float(bbox_scale) > 0:
             raise PredictorError('bbox_scale must be > 0, got %r' % (bbox_scale,))
@@ -319,6 +326,11 @@ class Predictor:
         self.is_standin_mano = bool(getattr(mano, 'is_standin', False))
         self.faces = np.ascontiguousarray(mano.faces.detach().cpu().numpy(), dtype=np.int32)
         self.faces_left = np.ascontiguousarray(self.faces[:, ::-1])
+        try:
+            self.inference = prepare_inference(self.model, optimize)
+        except OptimizeError as error:
+            raise PredictorError('optimize=%r: %s' % (optimize, error)) from error
+        self.optimize_mode = self.inference.mode
 
     # ----- construction -------------------------------------------------------------------
 
@@ -550,11 +562,11 @@ class Predictor:
         return out
 
     def _predict(self, images, object_index):
-        """Call ``model.predict`` (under float16 autocast when enabled)."""
+        """Run the network path in use (under float16 autocast when enabled)."""
         if self.fp16:
             with torch.autocast(device_type='cuda', dtype=torch.float16):
-                return self.model.predict(images, object_index)
-        return self.model.predict(images, object_index)
+                return self.inference.predict(images, object_index)
+        return self.inference.predict(images, object_index)
 
     def _lift(self, index, output, crop, box, K, depth, is_right, given):
         """Place hand ``index`` in the camera frame; returns a Prediction."""

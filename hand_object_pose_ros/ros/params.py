@@ -71,6 +71,12 @@ PARAMETER_SPECS = (
                   'Torch device: auto (cuda when available), cpu, cuda or cuda:N.'),
     ParameterSpec('fp16', False,
                   'Half-precision inference on CUDA (checkpoint only; ignored on CPU).'),
+    ParameterSpec('optimize', AUTO,
+                  'Network path: auto (the fastest path checked at configure to agree with '
+                  'the reference: ONNX Runtime on CPU when installed, else fused BatchNorm), '
+                  'none (the eager reference), fused, compile (torch.compile; slow start), '
+                  'onnxruntime. See docs/benchmark.md.',
+                  choices=(AUTO, 'none', 'fused', 'compile', 'onnxruntime')),
     ParameterSpec('object_id', AUTO,
                   "Catalogue id of the held object (int), or 'auto' = the network's "
                   'classifier picks it. A Detection2D class id, when it is an int, wins.',
@@ -155,6 +161,7 @@ class NodeParameters:
     mano_model_dir: str
     device: str
     fp16: bool
+    optimize: str
     object_id: object
     hand_side: str
     bbox_scale: float
