@@ -359,7 +359,7 @@ def _from_dict(cls, data, prefix=''):
             field = fields[name]
             if field.default_factory is not dataclasses.MISSING:
                 base = config_to_dict(field.default_factory())
-                value = _deep_merge(base, value)
+                value = deep_merge(base, value)
         kwargs[name] = _coerce(value, expected, prefix + name)
     try:
         return cls(**kwargs)
@@ -369,12 +369,19 @@ def _from_dict(cls, data, prefix=''):
         raise ConfigError('%s: %s' % (cls.__name__, error)) from error
 
 
-def _deep_merge(base, update):
-    """Return ``base`` updated recursively with ``update`` (both plain dicts)."""
+def deep_merge(base, update):
+    """
+    Return ``base`` updated recursively with ``update``; neither input is modified.
+
+    :param base: plain dict.
+    :param update: plain dict; its nested mappings update those of ``base``, other values
+        replace them.
+    :return: a new dict.
+    """
     merged = dict(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -432,6 +439,45 @@ def parse_override(text):
     return key.split('.'), value
 
 
+def apply_overrides(data, overrides):
+    """
+    Set ``a.b=value`` overrides into a nested plain dict, in place.
+
+    :param data: plain dict; missing or non-mapping intermediate keys become mappings.
+    :param overrides: iterable of ``'a.b=value'`` strings (see :func:`parse_override`), or None.
+    :raises ConfigError: a malformed override.
+    """
+    for text in overrides or ():
+        key_path, value = parse_override(text)
+        node = data
+        for part in key_path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[key_path[-1]] = value
+
+
+def read_yaml_mapping(path):
+    """
+    Read a YAML file whose top level is a mapping (or empty); errors name the file.
+
+    :param path: YAML file.
+    :return: dict (empty for an empty file).
+    :raises FileNotFoundError: the file does not exist.
+    :raises ConfigError: invalid YAML, or a top level that is not a mapping.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError('config file not found: %s' % path)
+    with open(path, encoding='utf-8') as stream:
+        try:
+            loaded = yaml.safe_load(stream)
+        except yaml.YAMLError as error:
+            raise ConfigError('%s: invalid YAML: %s' % (path, error)) from error
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError('%s: the top level must be a mapping' % path)
+    return loaded or {}
+
+
 def load_config(cls, yaml_path=None, overrides=()):
     """
     Load a config dataclass: defaults, then a YAML file, then ``key.path=value`` overrides.
@@ -446,24 +492,8 @@ def load_config(cls, yaml_path=None, overrides=()):
     data = {}
     if yaml_path is not None:
         yaml_path = os.fspath(yaml_path)
-        if not os.path.isfile(yaml_path):
-            raise FileNotFoundError('config file not found: %s' % yaml_path)
-        with open(yaml_path, encoding='utf-8') as stream:
-            try:
-                loaded = yaml.safe_load(stream)
-            except yaml.YAMLError as error:
-                raise ConfigError('%s: invalid YAML: %s' % (yaml_path, error)) from error
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError('%s: the top level must be a mapping' % yaml_path)
-        data = loaded or {}
-    for text in overrides or ():
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[path[-1]] = value
+        data = read_yaml_mapping(yaml_path)
+    apply_overrides(data, overrides)
     try:
         return config_from_dict(cls, data)
     except ConfigError as error:
@@ -486,5 +516,6 @@ def load_model_config(yaml_path=None, overrides=()):
 __all__ = [
     'BackboneConfig', 'CVAEConfig', 'ClassifierConfig', 'ConfigError', 'DEXYCB_OBJECT_IDS',
     'DirectHeadConfig', 'HandHeadConfig', 'LossConfig', 'ModelConfig',
-    'config_from_dict', 'config_to_dict', 'load_config', 'load_model_config', 'parse_override',
+    'apply_overrides', 'config_from_dict', 'config_to_dict', 'deep_merge', 'load_config',
+    'load_model_config', 'parse_override', 'read_yaml_mapping',
 ]

@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from hand_object_pose_ros import metrics
+from hand_object_pose_ros.cli import run_command
 from hand_object_pose_ros.constants import DEFAULT_BBOX_SCALE
 from hand_object_pose_ros.constants import HAND_JOINT_NAMES
 from hand_object_pose_ros.crop import crop_from_image_affine
@@ -237,7 +238,7 @@ def iterate_samples(source, num_samples):
     :param source: :class:`EvalSource`.
     :param num_samples: how many to yield (0 = all of a finite split).
     """
-    from hand_object_pose_ros.data.dexycb import DatasetError
+    from hand_object_pose_ros.data.common import DatasetError
 
     limit = num_samples if num_samples > 0 else len(source)
     yielded = 0
@@ -684,12 +685,18 @@ def evaluate(predictor, source, settings, object_names=None):
 
     from tqdm import tqdm
 
-    for index, sample in tqdm(iterate_samples(source, settings.num_samples),
-                              total=settings.num_samples or len(source), desc='evaluate',
-                              leave=False, disable=None):
+    total = settings.num_samples or len(source)
+    # tqdm draws its bar on a terminal only (disable=None); elsewhere (a log file, CI) a line
+    # every ~10 % of the samples tells that a long run progresses.
+    progress = tqdm(iterate_samples(source, settings.num_samples), total=total,
+                    desc='evaluate', unit='sample', leave=False, disable=None)
+    report_every = max(1, math.ceil(total / 10))
+    for count, (index, sample) in enumerate(progress, 1):
         batch.append((index, sample, source.mesh(index, sample)))
         if len(batch) >= settings.batch_size:
             flush()
+        if progress.disable and (count % report_every == 0 or count == total):
+            LOGGER.info('evaluate: %d / %d samples (%.0f %%)', count, total, 100.0 * count / total)
     if batch:
         flush()
     results = {}
@@ -773,6 +780,13 @@ def write_plots(results, output_dir):
     from matplotlib import pyplot
 
     paths = []
+
+    def save(figure, name):
+        figure.tight_layout()
+        paths.append(os.path.join(output_dir, name))
+        figure.savefig(paths[-1], dpi=100)
+        pyplot.close(figure)
+
     for mode, result in results.items():
         figure, axis = pyplot.subplots(figsize=(10, 4))
         axis.bar(np.arange(len(HAND_JOINT_NAMES)), result['per_joint_rr_mm'], color='tab:blue')
@@ -780,10 +794,7 @@ def write_plots(results, output_dir):
         axis.set_xticklabels(HAND_JOINT_NAMES, rotation=60, ha='right', fontsize=8)
         axis.set_ylabel('root-relative error (mm)')
         axis.set_title('Per-joint error (%s crop)' % mode)
-        figure.tight_layout()
-        paths.append(os.path.join(output_dir, 'per_joint_error_%s.png' % mode))
-        figure.savefig(paths[-1], dpi=100)
-        pyplot.close(figure)
+        save(figure, 'per_joint_error_%s.png' % mode)
 
         figure, axis = pyplot.subplots(figsize=(5, 4))
         axis.plot(result['pck']['thresholds_mm'], result['pck']['fraction'], color='tab:green')
@@ -792,10 +803,7 @@ def write_plots(results, output_dir):
         axis.set_ylim(0.0, 1.0)
         axis.set_title('PCK, %s crop (AUC %.3f)' % (mode, result['pck']['auc_0_50mm']))
         axis.grid(True, alpha=0.3)
-        figure.tight_layout()
-        paths.append(os.path.join(output_dir, 'pck_%s.png' % mode))
-        figure.savefig(paths[-1], dpi=100)
-        pyplot.close(figure)
+        save(figure, 'pck_%s.png' % mode)
 
         ids = list(result['per_object'])
         columns = min(4, len(ids))
@@ -811,10 +819,7 @@ def write_plots(results, output_dir):
         for axis in axes.ravel()[len(ids):]:
             axis.axis('off')
         figure.suptitle('Object MCE per object (%s crop)' % mode)
-        figure.tight_layout()
-        paths.append(os.path.join(output_dir, 'object_error_hist_%s.png' % mode))
-        figure.savefig(paths[-1], dpi=100)
-        pyplot.close(figure)
+        save(figure, 'object_error_hist_%s.png' % mode)
     return paths
 
 
@@ -946,15 +951,10 @@ def main(argv=None):
     :return: process exit status.
     """
     args = build_arg_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    from hand_object_pose_ros.data.dexycb import DatasetError
+    from hand_object_pose_ros.data.common import DatasetError
 
-    try:
-        run(args)
-    except (EvaluationError, CheckpointError, FileNotFoundError, DatasetError) as error:
-        print('hand_object_pose_evaluate: error: %s' % error, file=sys.stderr)
-        return 2
-    return 0
+    return run_command('hand_object_pose_evaluate', lambda: run(args),
+                       (EvaluationError, CheckpointError, FileNotFoundError, DatasetError))
 
 
 if __name__ == '__main__':

@@ -100,16 +100,20 @@ class ManoAssets:
 # Reading model files safely.
 
 
-class _ChumpyStandIn:
-    """Receives the state of a pickled chumpy object; only its array value is kept."""
+class _StateHolder:
+    """Receives the pickled state of an allowed foreign object; never runs its code."""
 
     def __new__(cls, *args, **kwargs):
-        """Create an empty holder whatever chumpy's constructor arguments were."""
+        """Create an empty holder whatever the original constructor's arguments were."""
         return object.__new__(cls)
 
     def __setstate__(self, state):
-        """Keep the pickled state (a dict of chumpy terms)."""
+        """Keep the pickled state."""
         self.state = state
+
+
+class _ChumpyStandIn(_StateHolder):
+    """Receives the state of a pickled chumpy object (a dict of chumpy terms)."""
 
     def value(self):
         """Return the array held by a plain ``chumpy.Ch`` (its ``x`` term)."""
@@ -121,18 +125,10 @@ class _ChumpyStandIn:
         raise TypeError('a chumpy expression (not a plain Ch array) is not supported')
 
 
-class _SparseStandIn:
+class _SparseStandIn(_StateHolder):
     """Receives the state of a pickled scipy.sparse matrix; rebuilt from validated arrays."""
 
     sparse_format = None
-
-    def __new__(cls, *args, **kwargs):
-        """Create an empty holder."""
-        return object.__new__(cls)
-
-    def __setstate__(self, state):
-        """Keep the pickled attribute dict."""
-        self.state = state
 
     def value(self):
         """Return the matrix as a dense float64 array."""
@@ -163,8 +159,7 @@ _SPARSE_STAND_INS = {name: _sparse_stand_in(name) for name in ('csc', 'csr', 'co
 
 def _safe_reconstructor(cls, base, state):
     """Replace ``copyreg._reconstructor`` for the holder classes only."""
-    if base is not object or not isinstance(cls, type) or not issubclass(
-            cls, (_ChumpyStandIn, _SparseStandIn)):
+    if base is not object or not isinstance(cls, type) or not issubclass(cls, _StateHolder):
         raise pickle.UnpicklingError('copyreg._reconstructor of a class that is not allowed')
     return object.__new__(cls)
 
@@ -213,7 +208,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _to_array(value):
     """Return a numpy array from an array, a chumpy / sparse holder or a list."""
-    if isinstance(value, (_ChumpyStandIn, _SparseStandIn)):
+    if isinstance(value, _StateHolder):
         return value.value()
     if scipy.sparse.issparse(value):
         return np.asarray(value.todense())

@@ -290,12 +290,10 @@ def object_mce_mm(pred_R, pred_t, gt_R, gt_t, object_vertices):
         frame; the box is the axis-aligned box of these vertices in the object frame.
     :return: (B,) float64, millimetres (``mm_to_cm`` gives the paper's cm).
     """
-    pred_rotation, pred_translation, gt_rotation, gt_translation = _pose_inputs(
-        pred_R, pred_t, gt_R, gt_t)
-    corners = box_corners(_object_points(object_vertices, len(pred_rotation)))
-    difference = _posed(pred_rotation, pred_translation, corners) - _posed(
-        gt_rotation, gt_translation, corners)
-    return np.linalg.norm(difference, axis=-1).mean(axis=1) * MM_PER_M
+    batch = len(_pose_inputs(pred_R, pred_t, gt_R, gt_t)[0])
+    # The mean corner error is ADD over the eight box corners.
+    return add_mm(pred_R, pred_t, gt_R, gt_t,
+                  box_corners(_object_points(object_vertices, batch)))
 
 
 def add_mm(pred_R, pred_t, gt_R, gt_t, object_vertices):

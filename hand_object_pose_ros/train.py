@@ -52,12 +52,15 @@ import yaml
 from hand_object_pose_ros import constants
 from hand_object_pose_ros import losses
 from hand_object_pose_ros import metrics
+from hand_object_pose_ros.cli import run_command
+from hand_object_pose_ros.config import apply_overrides
 from hand_object_pose_ros.config import config_from_dict
 from hand_object_pose_ros.config import config_to_dict
 from hand_object_pose_ros.config import ConfigError
+from hand_object_pose_ros.config import deep_merge
 from hand_object_pose_ros.config import LossConfig
 from hand_object_pose_ros.config import ModelConfig
-from hand_object_pose_ros.config import parse_override
+from hand_object_pose_ros.config import read_yaml_mapping
 from hand_object_pose_ros.data.synthetic import SyntheticConfig
 from hand_object_pose_ros.modeling import build_model
 from hand_object_pose_ros.modeling import checkpoint as checkpoint_io
@@ -253,59 +256,22 @@ def load_train_config(yaml_path=None, overrides=()):
     """
     data = {}
     if yaml_path is not None:
-        data = _read_yaml_mapping(yaml_path)
+        data = read_yaml_mapping(yaml_path)
         include = data.pop('model_config', None)
         if include is not None:
             if not isinstance(include, str):
                 raise ConfigError('%s: model_config must be a file name, got %r'
                                   % (yaml_path, include))
             include_path = os.path.join(os.path.dirname(os.path.abspath(yaml_path)), include)
-            model_data = _read_yaml_mapping(include_path)
-            data['model'] = _deep_merge(model_data, data.get('model') or {})
-    _apply_overrides(data, overrides)
+            model_data = read_yaml_mapping(include_path)
+            data['model'] = deep_merge(model_data, data.get('model') or {})
+    apply_overrides(data, overrides)
     try:
         return config_from_dict(TrainConfig, data)
     except ConfigError as error:
         if yaml_path is not None:
             raise ConfigError('%s: %s' % (yaml_path, error)) from None
         raise
-
-
-def _apply_overrides(data, overrides):
-    """Set ``a.b=value`` overrides into a nested plain dict (in place)."""
-    for text in overrides or ():
-        key_path, value = parse_override(text)
-        node = data
-        for part in key_path[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[key_path[-1]] = value
-
-
-def _read_yaml_mapping(path):
-    """Read a YAML file whose top level is a mapping; errors name the file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError('config file not found: %s' % path)
-    with open(path, encoding='utf-8') as stream:
-        try:
-            loaded = yaml.safe_load(stream)
-        except yaml.YAMLError as error:
-            raise ConfigError('%s: invalid YAML: %s' % (path, error)) from error
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ConfigError('%s: the top level must be a mapping' % path)
-    return loaded or {}
-
-
-def _deep_merge(base, update):
-    """Return ``base`` updated recursively with ``update`` (plain dicts)."""
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def learning_rate_factor(epoch, optim_cfg):
@@ -368,7 +334,7 @@ def build_dataset(data_cfg, crop_size_px, training, augment=None, seed=0):
         return synthetic.SyntheticDataset(synthetic.heldout_config(generator_cfg), count)
     split = data_cfg.train_split if training else data_cfg.val_split
     _require_dir(data_cfg.root, '%s root (data.root)' % data_cfg.dataset)
-    from hand_object_pose_ros.data.dexycb import SkippingDataset
+    from hand_object_pose_ros.data.common import SkippingDataset
 
     if data_cfg.dataset == 'dexycb':
         from hand_object_pose_ros.data.dexycb import DexYCB
@@ -851,7 +817,7 @@ class Trainer:
                           persistent_workers=False, prefetch_factor=4 if workers else None)
 
     def _samples_per_epoch_per_process(self):
-        """Samples one process sees per epoch (``data.epoch_samples`` or the whole set)."""
+        """Return the samples one process sees per epoch (``data.epoch_samples`` or all)."""
         total = len(self.train_set)
         if self.cfg.data.epoch_samples > 0:
             total = min(total, self.cfg.data.epoch_samples)
@@ -1127,7 +1093,7 @@ def _config_from_checkpoint(path, overrides):
     data = (payload.get('extra') or {}).get('train_config')
     if data is None:
         raise checkpoint_io.CheckpointError('%s holds no training config' % path)
-    _apply_overrides(data, overrides)
+    apply_overrides(data, overrides)
     return config_from_dict(TrainConfig, data)
 
 
@@ -1158,24 +1124,21 @@ def main(argv=None):
     :return: process exit status.
     """
     args = build_arg_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
-    try:
+
+    def train():
         if args.config:
             cfg = load_train_config(args.config, args.overrides)
         elif args.resume:
             cfg = _config_from_checkpoint(args.resume, args.overrides)
         else:
             raise ConfigError('give --config (or --resume with a checkpoint)')
-        model, reason = run_training(cfg, resume=args.resume, max_minutes=args.max_minutes,
-                                     export_fp16=args.export_fp16,
-                                     show_progress=not args.no_progress)
-        del model
-    except (ConfigError, FileNotFoundError, checkpoint_io.CheckpointError) as error:
-        print('hand_object_pose_train: error: %s' % error, file=sys.stderr)
-        return 2
-    print('training stopped: %s; checkpoint %s' % (
-        reason, os.path.join(cfg.output_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)))
-    return 0
+        _, reason = run_training(cfg, resume=args.resume, max_minutes=args.max_minutes,
+                                 export_fp16=args.export_fp16, show_progress=not args.no_progress)
+        print('training stopped: %s; checkpoint %s' % (
+            reason, os.path.join(cfg.output_dir, CHECKPOINT_DIR, LAST_CHECKPOINT)))
+
+    return run_command('hand_object_pose_train', train,
+                       (ConfigError, FileNotFoundError, checkpoint_io.CheckpointError))
 
 
 if __name__ == '__main__':

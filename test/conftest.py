@@ -22,3 +22,20 @@ os.environ['PYTHONPATH'] = REPO_ROOT + (
 def repo_root():
     """Absolute path of the repository root."""
     return REPO_ROOT
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """
+    Run a module's tests with one torch CPU thread, restoring the count afterwards.
+
+    On a small, shared (oversubscribed) CPU, OpenMP threads wait on each other: one thread is
+    several times faster for small tensors. Use with
+    ``pytestmark = pytest.mark.usefixtures('one_torch_thread')``.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -10,6 +10,7 @@ import torch
 from hand_object_pose_ros.crop import crop_hand
 from hand_object_pose_ros.crop import transform_points_2d
 from hand_object_pose_ros.crop import warp_image
+from hand_object_pose_ros.data import common
 from hand_object_pose_ros.data import dexycb
 from hand_object_pose_ros.data import fixtures
 from hand_object_pose_ros.mano import ManoLayer
@@ -41,7 +42,7 @@ def test_index_order_and_no_hand_frames(tree, loader):
     assert keys == expected
     for index, key in enumerate(keys):
         if not truth['samples'][key]['has_hand']:
-            with pytest.raises(dexycb.SampleUnavailable, match='labels_000000.npz'):
+            with pytest.raises(common.SampleUnavailable, match='labels_000000.npz'):
                 loader.load(index)
 
 
@@ -161,18 +162,18 @@ def _copy_tree(tree, tmp_path):
 
 
 def test_missing_root_meta_and_calibration(tree, tmp_path):
-    with pytest.raises(dexycb.DatasetError, match='does not exist'):
+    with pytest.raises(common.DatasetError, match='does not exist'):
         dexycb.DexYCB(str(tmp_path / 'nowhere'))
     root = _copy_tree(tree, tmp_path)
     meta = os.path.join(tree[1]['sequences'][(1, 0)].replace(tree[0], root), 'meta.yml')
     os.remove(meta)
-    with pytest.raises(dexycb.DatasetError, match=meta):
+    with pytest.raises(common.DatasetError, match=meta):
         dexycb.DexYCB(root)
     fixtures.write_dexycb_fixture(root, n_frames=1, write_frames=False)
     intrinsics = os.path.join(root, 'calibration', 'intrinsics',
                               '%s_640x480.yml' % dexycb.SERIALS[1])
     os.remove(intrinsics)
-    with pytest.raises(dexycb.DatasetError, match=intrinsics):
+    with pytest.raises(common.DatasetError, match=intrinsics):
         dexycb.DexYCB(root)
 
 
@@ -182,21 +183,21 @@ def test_corrupt_image_and_label_are_named_and_skipped(tree, tmp_path, caplog):
     color, _, label = loader._paths(0)
     with open(color, 'wb') as stream:
         stream.write(b'not a jpeg at all')
-    with pytest.raises(dexycb.DatasetError, match=color):
+    with pytest.raises(common.DatasetError, match=color):
         loader.load(0)
     _, _, label = loader._paths(1)
     with open(label, 'wb') as stream:
         stream.write(b'PK\x03\x04 truncated')
-    with pytest.raises(dexycb.DatasetError, match=label):
+    with pytest.raises(common.DatasetError, match=label):
         loader.load(1)
-    dataset = dexycb.SkippingDataset(loader)
+    dataset = common.SkippingDataset(loader)
     with caplog.at_level(logging.WARNING):
         item = dataset[0]
     assert int(item['index']) == 2
     assert dataset.num_skipped == 2
     assert sum('skipping bad sample' in r.getMessage() for r in caplog.records) == 2
-    strict = dexycb.SkippingDataset(loader, skip_bad_samples=False)
-    with pytest.raises(dexycb.DatasetError):
+    strict = common.SkippingDataset(loader, skip_bad_samples=False)
+    with pytest.raises(common.DatasetError):
         strict[0]
 
 

@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+from helpers import TINY_MODEL
 import numpy as np
 from PIL import Image
 import pytest
@@ -18,26 +19,7 @@ from hand_object_pose_ros.inference import project
 from hand_object_pose_ros.modeling import build_model
 from hand_object_pose_ros.modeling import save_checkpoint
 
-TINY_MODEL = {
-    'input_size_px': 64,
-    'backbone': {'architecture': 'resnet18', 'fpn_channels': 16},
-    'hand_head': {'channels': 16, 'fc_hidden': 32, 'num_modules': 2},
-    'cvae': {'latent_size': 8, 'pose_encoder_sizes': [16, 16, 16],
-             'pose_decoder_sizes': [16, 16],
-             'image_encoder_conv_channels': [8, 8, 4, 4, 2, 2],
-             'image_encoder_fc_sizes': [32, 16, 16],
-             'image_decoder_channels': [8, 8, 8, 8, 8, 8]},
-    'classifier': {'hidden_size': 16},
-}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One CPU thread: on a small shared CPU, more threads make these tiny steps far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 @pytest.fixture(scope='module')

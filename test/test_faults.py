@@ -8,17 +8,18 @@ node that can be destroyed and re-created, like a driver restart) and a recorder
 and /diagnostics. Tests run in file order.
 """
 
+import contextlib
 import math
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from geometry_msgs.msg import PoseStamped
+from helpers import active_node
+from helpers import running_node
+from helpers import write_tiny_model_config
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 import numpy as np
@@ -50,26 +51,12 @@ from hand_object_pose_ros.ros.stress import make_test_frame
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = '/hand_object_pose'
 WIDTH, HEIGHT = 320, 240
 BBOX_MAX_AGE_S = 1.0
 STARTUP_TIMEOUT_S = 150.0
 OUTPUT_TIMEOUT_S = 40.0
 TOLERANCE_M = 1e-4
-TINY_MODEL_CONFIG = """\
-input_size_px: 128
-backbone: {architecture: resnet18, fpn_channels: 32}
-hand_head: {channels: 32, num_modules: 1, fc_hidden: 64}
-cvae:
-  latent_size: 16
-  pose_encoder_sizes: [32, 64]
-  pose_decoder_sizes: [64, 32]
-  image_encoder_conv_channels: [32, 16, 16, 8, 8, 2]
-  image_encoder_fc_sizes: [128, 64]
-  image_decoder_channels: [32, 16, 16, 8, 8, 8]
-classifier: {hidden_size: 32}
-"""
 SCENE = make_test_frame(WIDTH, HEIGHT)
 
 
@@ -228,11 +215,10 @@ def checkpoints(tmp_path_factory):
     """Two different random-init checkpoints and their Predictors: {'a': (path, predictor)}."""
     from hand_object_pose_ros.inference import Predictor
     folder = tmp_path_factory.mktemp('faults')
-    config = folder / 'tiny_model.yaml'
-    config.write_text(TINY_MODEL_CONFIG)
-    result = {'config': str(config)}
+    config = write_tiny_model_config(folder)
+    result = {'config': config}
     for name, seed in (('a', 1), ('b', 2)):
-        path = _save_random_checkpoint(str(config), seed, str(folder / ('model_%s.pt' % name)))
+        path = _save_random_checkpoint(config, seed, str(folder / ('model_%s.pt' % name)))
         result[name] = (path, Predictor.from_checkpoint(path, device='cpu'))
     return result
 
@@ -259,26 +245,13 @@ def matches(pose, joints, prediction):
 def node_process(checkpoints, tmp_path_factory):
     """Start the node with checkpoint A; yield (process, log path)."""
     log_path = tmp_path_factory.mktemp('faults_log') / 'node.log'
-    command = [sys.executable, '-m', 'hand_object_pose_ros.ros.node', '--ros-args',
-               '-p', 'checkpoint:=' + checkpoints['a'][0], '-p', 'device:=cpu',
-               '-p', 'bbox_msg_type:=roi', '-p', 'use_depth:=true',
-               '-p', 'bbox_max_age_s:=%.1f' % BBOX_MAX_AGE_S, '-p', 'sync_slop_s:=0.01',
-               '-p', 'diagnostics_period_s:=0.2', '-p', 'warn_throttle_s:=0.0',
-               '-p', 'qos_reliability:=best_effort', '-p', 'publish_markers:=false',
-               '-p', 'publish_debug_image:=false']
-    with open(log_path, 'wb') as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(os.environ), stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
+    parameters = ['checkpoint:=' + checkpoints['a'][0], 'device:=cpu', 'bbox_msg_type:=roi',
+                  'use_depth:=true', 'bbox_max_age_s:=%.1f' % BBOX_MAX_AGE_S,
+                  'sync_slop_s:=0.01', 'diagnostics_period_s:=0.2', 'warn_throttle_s:=0.0',
+                  'qos_reliability:=best_effort', 'publish_markers:=false',
+                  'publish_debug_image:=false']
+    with running_node(parameters, log_path) as process:
         yield process, log_path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 @pytest.fixture(scope='module')
@@ -458,21 +431,16 @@ def test_reconfigure_with_another_checkpoint_while_frames_flow(client, checkpoin
     assert from_a >= 1 and from_b >= 3, (from_a, from_b)
 
 
+@contextlib.contextmanager
 def _in_process_node(config):
-    """Return (context, node): a configured, active node in this process, never spun."""
-    from hand_object_pose_ros.ros.node import HandObjectPoseNode
-    from rclpy.lifecycle import TransitionCallbackReturn
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = HandObjectPoseNode(context=context, parameter_overrides=[
-        Parameter('model_config', value=config), Parameter('device', value='cpu'),
-        Parameter('bbox_msg_type', value='roi'), Parameter('diagnostics_period_s', value=0.0),
-        Parameter('publish_markers', value=False),
-        Parameter('publish_debug_image', value=False)])
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    node._on_camera_info(K_to_camera_info(SCENE['K'], WIDTH, HEIGHT))
-    return context, node
+    """Yield a configured, active node in this process, never spun, that has a camera_info."""
+    with active_node([
+            Parameter('model_config', value=config), Parameter('device', value='cpu'),
+            Parameter('bbox_msg_type', value='roi'), Parameter('diagnostics_period_s', value=0.0),
+            Parameter('publish_markers', value=False),
+            Parameter('publish_debug_image', value=False)]) as node:
+        node._on_camera_info(K_to_camera_info(SCENE['K'], WIDTH, HEIGHT))
+        yield node
 
 
 def _frame():
@@ -490,10 +458,10 @@ def test_out_of_memory_in_inference_is_reported_and_the_frame_skipped(checkpoint
     out_of_memory and logged; the following frame is published.
     """
     import torch
-    context, node = _in_process_node(checkpoints['config'])
-    try:
-        model = node._predictor.model
-        real_predict = model.predict
+    with _in_process_node(checkpoints['config']) as node:
+        # The network runs through the Predictor's inference path (reference or fast path).
+        inference = node._predictor.inference
+        real_predict = inference.predict
         calls = []
 
         def predict_out_of_memory(*args, **kwargs):
@@ -502,17 +470,12 @@ def test_out_of_memory_in_inference_is_reported_and_the_frame_skipped(checkpoint
                 raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2 GiB')
             return real_predict(*args, **kwargs)
 
-        model.predict = predict_out_of_memory
+        inference.predict = predict_out_of_memory
         assert node.process_frame(_frame()) is None
         assert node.counters.frames_rejected['out_of_memory'] == 1
         assert dict(node.counters.as_key_values())['frames_rejected.out_of_memory'] == '1'
         assert node.process_frame(_frame()) is not None
         assert node.counters.frames_processed == 1
-    finally:
-        node._deactivate()
-        node._release()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 def test_real_cuda_out_of_memory_is_reported_and_the_frame_skipped(checkpoints):
@@ -522,27 +485,23 @@ def test_real_cuda_out_of_memory_is_reported_and_the_frame_skipped(checkpoints):
         pytest.skip('no CUDA device on this machine: the real out-of-memory case needs a GPU '
                     '(the injected variant above runs everywhere)')
     from hand_object_pose_ros.ros.node import HandObjectPoseNode  # noqa: F401
-    context, node = _in_process_node(checkpoints['config'])
     hog = []
-    try:
-        node._predictor.model.to('cuda')
-        node._predictor.device = torch.device('cuda')
-        while True:  # take every free block, 256 MiB then smaller
-            try:
-                hog.append(torch.empty(64 * 2 ** 20, dtype=torch.float32, device='cuda'))
-            except torch.cuda.OutOfMemoryError:
+    with _in_process_node(checkpoints['config']) as node:
+        try:
+            node._predictor.model.to('cuda')
+            node._predictor.device = torch.device('cuda')
+            while True:  # take every free block, 256 MiB then smaller
                 try:
-                    hog.append(torch.empty(2 ** 20, dtype=torch.float32, device='cuda'))
+                    hog.append(torch.empty(64 * 2 ** 20, dtype=torch.float32, device='cuda'))
                 except torch.cuda.OutOfMemoryError:
-                    break
-        assert node.process_frame(_frame()) is None
-        assert node.counters.frames_rejected['out_of_memory'] == 1
-        hog.clear()
-        torch.cuda.empty_cache()
-        assert node.process_frame(_frame()) is not None
-    finally:
-        hog.clear()
-        node._deactivate()
-        node._release()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+                    try:
+                        hog.append(torch.empty(2 ** 20, dtype=torch.float32, device='cuda'))
+                    except torch.cuda.OutOfMemoryError:
+                        break
+            assert node.process_frame(_frame()) is None
+            assert node.counters.frames_rejected['out_of_memory'] == 1
+            hog.clear()
+            torch.cuda.empty_cache()
+            assert node.process_frame(_frame()) is not None
+        finally:
+            hog.clear()

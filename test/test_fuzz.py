@@ -16,6 +16,8 @@ messages is in test_faults.py (it shares that module's node process).
 from collections import Counter
 import math
 
+from helpers import active_node
+from helpers import write_tiny_model_config
 from hypothesis import given
 from hypothesis import HealthCheck
 from hypothesis import settings
@@ -48,19 +50,6 @@ WIDTH, HEIGHT = 320, 240
 UINT32_MAX = 2 ** 32 - 1
 ENCODINGS = SUPPORTED_IMAGE_ENCODINGS + ('16UC1', '32FC1', 'mono16', '8UC3', 'yuv422',
                                          'bayer_rggb8', '', 'RGB8', '64FC1')
-TINY_MODEL_CONFIG = """\
-input_size_px: 128
-backbone: {architecture: resnet18, fpn_channels: 32}
-hand_head: {channels: 32, num_modules: 1, fc_hidden: 64}
-cvae:
-  latent_size: 16
-  pose_encoder_sizes: [32, 64]
-  pose_decoder_sizes: [64, 32]
-  image_encoder_conv_channels: [32, 16, 16, 8, 8, 2]
-  image_encoder_fc_sizes: [128, 64]
-  image_decoder_channels: [32, 16, 16, 8, 8, 8]
-classifier: {hidden_size: 32}
-"""
 WARN_THROTTLE_S = 1000.0
 CASES = Counter()  # cases run per property (reported by the last test)
 
@@ -236,31 +225,20 @@ class CountingLogger:
 @pytest.fixture(scope='module')
 def node(tmp_path_factory):
     """Yield a configured, active HandObjectPoseNode in this process (not spun)."""
-    import rclpy
     from hand_object_pose_ros.inference import Predictor  # noqa: F401 heavy imports first
-    from hand_object_pose_ros.ros.node import HandObjectPoseNode
-    config = tmp_path_factory.mktemp('fuzz') / 'tiny_model.yaml'
-    config.write_text(TINY_MODEL_CONFIG)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    overrides = [Parameter('model_config', value=str(config)), Parameter('device', value='cpu'),
+    config = write_tiny_model_config(tmp_path_factory.mktemp('fuzz'))
+    overrides = [Parameter('model_config', value=config), Parameter('device', value='cpu'),
                  Parameter('bbox_msg_type', value='roi'), Parameter('use_depth', value=True),
                  Parameter('warn_throttle_s', value=WARN_THROTTLE_S),
                  Parameter('diagnostics_period_s', value=0.0), Parameter('autostart', value=False)]
-    node = HandObjectPoseNode(context=context, parameter_overrides=overrides)
-    node._logger = CountingLogger(node._logger)
-    try:
-        from rclpy.lifecycle import TransitionCallbackReturn
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+    def count_warnings(node):
+        node._logger = CountingLogger(node._logger)
+
+    with active_node(overrides, prepare=count_warnings) as node:
         node._outputs = {name: RecordingPublisher(publisher)
                          for name, publisher in node._outputs.items()}
         yield node
-    finally:
-        node._deactivate()
-        node._release()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
 
 
 SCENE = make_test_frame(WIDTH, HEIGHT)

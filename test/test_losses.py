@@ -1,35 +1,24 @@
 """Losses: units, the biomechanical constraints on the stand-in hand, the beta schedule."""
 
 import math
-import os
 import time
 
+from helpers import LITE_YAML
+from helpers import make_batch
 import pytest
 import torch
 
-from hand_object_pose_ros import geometry
 from hand_object_pose_ros import losses
 from hand_object_pose_ros.config import load_model_config
 from hand_object_pose_ros.config import LossConfig
 from hand_object_pose_ros.mano import ManoLayer
 from hand_object_pose_ros.modeling import build_model
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LITE_YAML = os.path.join(REPO_ROOT, 'config', 'model_lite.yaml')
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 # MANO's joint order of the 45 finger-pose values: index, middle, pinky, ring, thumb (3 each).
 NON_THUMB_JOINTS = list(range(12))
 THUMB_JOINTS = [12, 13, 14]
 FLEXION_AXIS = 2  # the model's z axis: positive rotation curls a right hand's fingers
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    # On this shared, oversubscribed CPU two OpenMP threads wait on each other: one thread is
-    # about 10x faster for these small tensors.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope='module')
@@ -132,37 +121,13 @@ def test_kl_and_pose_terms():
     assert math.isclose(float(losses.pose9d_loss(shifted, pose)), 1.0 / 9.0, rel_tol=1e-5)
 
 
-def _overfit_batch(model, count, seed):
-    """Build a few random-but-fixed samples whose hand targets come from the MANO layer."""
-    generator = torch.Generator().manual_seed(seed)
-    size = model.cfg.input_size_px
-    pose = torch.cat((0.5 * torch.randn(count, 3, generator=generator),
-                      0.3 * torch.randn(count, 45, generator=generator)), 1)
-    betas = 0.5 * torch.randn(count, 10, generator=generator)
-    with torch.no_grad():
-        hand = model.mano_layer(pose[:, :3], pose[:, 3:], betas)
-    wrist = hand.joints[:, :1]
-    crop_k = torch.tensor([[2.3 * size, 0.0, size / 2 - 0.5], [0.0, 2.3 * size, size / 2 - 0.5],
-                           [0.0, 0.0, 1.0]])
-    camera_joints = hand.joints - wrist + torch.tensor([0.0, 0.0, 0.5])
-    return {
-        'image': torch.rand(count, 3, size, size, generator=generator),
-        'mano_pose': pose, 'mano_betas': betas, 'joints_rel': hand.joints - wrist,
-        'joints_2d_crop_px': geometry.project_points(camera_joints, crop_k),
-        'object_id': torch.tensor(model.object_ids)[torch.arange(count) % model.num_objects],
-        'object_rotation': geometry.axis_angle_to_matrix(
-            torch.randn(count, 3, generator=generator)),
-        'object_translation_rel': 0.05 * torch.randn(count, 3, generator=generator),
-    }
-
-
 @pytest.mark.slow
 def test_tiny_overfit_drives_the_total_loss_down():
     """The lite network at 64 px memorises 4 samples in 30 steps: the total loss falls >20x."""
     torch.manual_seed(0)
     model = build_model(load_model_config(
         LITE_YAML, ['input_size_px=64', 'object_ids=[1, 2, 3]']))
-    batch = _overfit_batch(model, 4, seed=1)
+    batch = make_batch(model, batch=4, seed=1)
     index = model.object_indices(batch['object_id'])
     target = losses.pose9d_target(batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -190,7 +155,7 @@ def test_compute_losses_names_and_total():
     torch.manual_seed(0)
     model = build_model(load_model_config(LITE_YAML, ['input_size_px=64',
                                                       'object_ids=[1, 2, 3]']))
-    batch = _overfit_batch(model, 3, seed=2)
+    batch = make_batch(model, batch=3, seed=2)
     out = model(batch['image'], model.object_indices(batch['object_id']),
                 losses.pose9d_target(batch))
     cfg = LossConfig()

@@ -2,6 +2,10 @@
 
 import os
 
+from helpers import BATCH
+from helpers import LITE_YAML
+from helpers import make_batch
+from helpers import REPO_ROOT
 import pytest
 import torch
 from torch import nn
@@ -20,12 +24,10 @@ from hand_object_pose_ros.modeling.attention import VectorSelfAttention
 from hand_object_pose_ros.modeling.hand_head import soft_argmax_px
 from hand_object_pose_ros.types import NetworkPrediction
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LITE_YAML = os.path.join(REPO_ROOT, 'config', 'model_lite.yaml')
 PAPER_YAML = os.path.join(REPO_ROOT, 'config', 'model_paper.yaml')
 SIZE = 64
-BATCH = 2
 OBJECT_IDS = '[2, 5, 9]'
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def lite_config(*overrides):
@@ -34,48 +36,10 @@ def lite_config(*overrides):
                              + list(overrides))
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    # On a shared, oversubscribed CPU two OpenMP threads wait on each other: one thread is
-    # about 10x faster for these small tensors.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope='module')
 def lite_model():
     torch.manual_seed(0)
     return build_model(lite_config())
-
-
-def make_batch(model, batch=BATCH, seed=0):
-    """Build a batch dict with the keys of HandObjectSample.to_tensors(), consistent targets."""
-    generator = torch.Generator().manual_seed(seed)
-    size = model.cfg.input_size_px
-    pose = torch.cat((0.5 * torch.randn(batch, 3, generator=generator),
-                      0.3 * torch.randn(batch, 45, generator=generator)), 1)
-    betas = 0.5 * torch.randn(batch, 10, generator=generator)
-    with torch.no_grad():
-        hand = model.mano_layer(pose[:, :3], pose[:, 3:], betas)
-    wrist = hand.joints[:, :1]
-    crop_k = torch.tensor([[2.3 * size, 0.0, size / 2 - 0.5], [0.0, 2.3 * size, size / 2 - 0.5],
-                           [0.0, 0.0, 1.0]]).expand(batch, 3, 3)
-    wrist_cam = torch.tensor([0.0, 0.0, 0.5])
-    joints_2d = geometry.project_points(hand.joints - wrist + wrist_cam, crop_k)
-    ids = torch.tensor(model.object_ids)[torch.arange(batch) % model.num_objects]
-    return {
-        'image': torch.rand(batch, 3, size, size, generator=generator),
-        'crop_K': crop_k.clone(),
-        'mano_pose': pose, 'mano_betas': betas,
-        'joints_rel': hand.joints - wrist, 'vertices_rel': hand.vertices - wrist,
-        'joints_2d_crop_px': joints_2d,
-        'object_id': ids,
-        'object_rotation': geometry.axis_angle_to_matrix(
-            torch.randn(batch, 3, generator=generator)),
-        'object_translation_rel': 0.05 * torch.randn(batch, 3, generator=generator),
-    }
 
 
 def pose_target(batch):

@@ -10,9 +10,6 @@ Tests run in file order and share the node: each waits for its own frames by sta
 """
 
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -20,6 +17,9 @@ from types import SimpleNamespace
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from geometry_msgs.msg import PoseStamped
+from helpers import running_node
+from helpers import start_node_piped
+from helpers import write_tiny_model_config
 from lifecycle_msgs.msg import State
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
@@ -56,7 +56,6 @@ from hand_object_pose_ros.ros.node import detections_to_hand_boxes
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NODE = '/hand_object_pose'
 WIDTH, HEIGHT = 320, 240
 FRAME_ID = 'camera_color_optical_frame'
@@ -64,21 +63,6 @@ STARTUP_TIMEOUT_S = 150.0
 OUTPUT_TIMEOUT_S = 40.0
 POSITION_TOLERANCE_M = 1e-4
 FALLBACK_K = [400.0, 410.0, 150.0, 125.0]
-
-# A tiny network (ResNet-18, 128 px input, narrow heads): random weights, fast on the CPU.
-TINY_MODEL_CONFIG = """\
-input_size_px: 128
-backbone: {architecture: resnet18, fpn_channels: 32}
-hand_head: {channels: 32, num_modules: 1, fc_hidden: 64}
-cvae:
-  latent_size: 16
-  pose_encoder_sizes: [32, 64]
-  pose_decoder_sizes: [64, 32]
-  image_encoder_conv_channels: [32, 16, 16, 8, 8, 2]
-  image_encoder_fc_sizes: [128, 64]
-  image_decoder_channels: [32, 16, 16, 8, 8, 8]
-classifier: {hidden_size: 32}
-"""
 
 
 def _scene():
@@ -278,9 +262,7 @@ def scene():
 @pytest.fixture(scope='module')
 def model_config(tmp_path_factory):
     """Path of the tiny model config."""
-    path = tmp_path_factory.mktemp('node') / 'tiny_model.yaml'
-    path.write_text(TINY_MODEL_CONFIG)
-    return str(path)
+    return write_tiny_model_config(tmp_path_factory.mktemp('node'))
 
 
 @pytest.fixture(scope='module')
@@ -294,27 +276,14 @@ def predictor(model_config):
 def node_process(model_config, tmp_path_factory):
     """Start the node once for the module; yield (process, log path); stop it at the end."""
     log_path = tmp_path_factory.mktemp('node_log') / 'node.log'
-    command = [
-        sys.executable, '-m', 'hand_object_pose_ros.ros.node', '--ros-args',
-        '-p', "checkpoint:=''", '-p', 'model_config:=' + model_config, '-p', 'seed:=0',
-        '-p', 'device:=cpu', '-p', 'bbox_msg_type:=roi', '-p', 'use_depth:=true',
-        '-p', 'bbox_max_age_s:=5.0', '-p', 'sync_slop_s:=0.01',
-        '-p', 'diagnostics_period_s:=0.2', '-p', 'warn_throttle_s:=0.0',
-        '-p', 'marker_lifetime_s:=0.0', '-p', 'qos_reliability:=best_effort',
+    parameters = [
+        "checkpoint:=''", 'model_config:=' + model_config, 'seed:=0', 'device:=cpu',
+        'bbox_msg_type:=roi', 'use_depth:=true', 'bbox_max_age_s:=5.0', 'sync_slop_s:=0.01',
+        'diagnostics_period_s:=0.2', 'warn_throttle_s:=0.0', 'marker_lifetime_s:=0.0',
+        'qos_reliability:=best_effort',
     ]
-    with open(log_path, 'wb') as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=dict(os.environ), stdout=log,
-                                   stderr=subprocess.STDOUT)
-    try:
+    with running_node(parameters, log_path) as process:
         yield process, log_path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
 
 
 @pytest.fixture(scope='module')
@@ -538,12 +507,7 @@ def test_warnings_are_logged_and_the_process_survived(node_process, client):
 
 def _start_failing(tmp_path, *parameters):
     """Start a node with autostart and bad parameters; return the Popen."""
-    command = [sys.executable, '-m', 'hand_object_pose_ros.ros.node', '--ros-args',
-               '-p', 'device:=cpu']
-    for parameter in parameters:
-        command += ['-p', parameter]
-    return subprocess.Popen(command, cwd=str(tmp_path), env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return start_node_piped(tmp_path, ('device:=cpu',) + parameters)
 
 
 def test_wrong_paths_fail_configure_with_the_parameter_name(tmp_path, model_config):

@@ -14,7 +14,7 @@ from hand_object_pose_ros.crop import transform_points_2d
 from hand_object_pose_ros.crop import warp_image
 from hand_object_pose_ros.data import fixtures
 from hand_object_pose_ros.data import obman
-from hand_object_pose_ros.data.dexycb import DatasetError
+from hand_object_pose_ros.data.common import DatasetError
 
 
 @pytest.fixture(scope='module')

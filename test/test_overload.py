@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 
+from helpers import write_tiny_model_config
 import pytest
 
 from hand_object_pose_ros.ros import stress
@@ -24,29 +25,15 @@ RATE_FACTOR = 3.0
 # one more. The margin covers transport and this shared, heavily loaded 2-core machine.
 MAX_P95_FRAMES = 3.0
 MAX_RSS_GROWTH_PCT = 5.0
-TINY_MODEL_CONFIG = """\
-input_size_px: 128
-backbone: {architecture: resnet18, fpn_channels: 32}
-hand_head: {channels: 32, num_modules: 1, fc_hidden: 64}
-cvae:
-  latent_size: 16
-  pose_encoder_sizes: [32, 64]
-  pose_decoder_sizes: [64, 32]
-  image_encoder_conv_channels: [32, 16, 16, 8, 8, 2]
-  image_encoder_fc_sizes: [128, 64]
-  image_decoder_channels: [32, 16, 16, 8, 8, 8]
-classifier: {hidden_size: 32}
-"""
 
 
 @pytest.fixture(scope='module')
 def node_and_harness(tmp_path_factory):
     """Start the node process and the measuring harness; yield (process, harness)."""
     folder = tmp_path_factory.mktemp('overload')
-    config = folder / 'tiny_model.yaml'
-    config.write_text(TINY_MODEL_CONFIG)
+    config = write_tiny_model_config(folder)
     log_path = str(folder / 'node.log')
-    params = stress.default_node_params(str(config), device='cpu')
+    params = stress.default_node_params(config, device='cpu')
     process = stress.start_process(stress.node_command(params), log_path)
     harness = None
     try:

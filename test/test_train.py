@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+from helpers import TINY_MODEL
 import pytest
 import torch
 import yaml
@@ -15,34 +16,13 @@ from hand_object_pose_ros.config import ConfigError
 from hand_object_pose_ros.modeling import build_model
 from hand_object_pose_ros.modeling import load_model_from_checkpoint
 
-# A tiny network (64 px, narrow layers) so that a step costs well under a second on a CPU.
-TINY_MODEL = {
-    'input_size_px': 64,
-    'object_ids': list(range(1, 22)),
-    'backbone': {'architecture': 'resnet18', 'fpn_channels': 16},
-    'hand_head': {'channels': 16, 'fc_hidden': 32, 'num_modules': 2},
-    'cvae': {'latent_size': 8, 'pose_encoder_sizes': [16, 16, 16],
-             'pose_decoder_sizes': [16, 16],
-             'image_encoder_conv_channels': [8, 8, 4, 4, 2, 2],
-             'image_encoder_fc_sizes': [32, 16, 16],
-             'image_decoder_channels': [8, 8, 8, 8, 8, 8]},
-    'classifier': {'hidden_size': 16},
-}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One CPU thread: on a small shared CPU, more threads make these tiny steps far slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_torch_thread')
 
 
 def tiny_config(tmp_path, **top):
     """Write a tiny training YAML and return its path."""
     data = {
-        'model': TINY_MODEL,
+        'model': dict(TINY_MODEL, object_ids=list(range(1, 22))),
         'data': {'dataset': 'synthetic', 'num_train_samples': 4, 'num_val_samples': 2,
                  'augment': True, 'num_workers': 0, 'synthetic': {'seed': 3}},
         'optim': {'learning_rate': 1e-3, 'lr_decay_every_epochs': 1, 'lr_decay_factor': 0.5},

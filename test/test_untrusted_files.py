@@ -11,9 +11,10 @@ package never uses a shell (grep).
 import os
 import pickle
 import re
-import subprocess
-import sys
 
+from helpers import REPO_ROOT
+from helpers import start_node_piped
+from helpers import write_tiny_model_config
 import pytest
 import torch
 
@@ -22,21 +23,6 @@ from hand_object_pose_ros.inference import PredictorError
 from hand_object_pose_ros.modeling.checkpoint import CheckpointError
 from hand_object_pose_ros.modeling.checkpoint import load_model_from_checkpoint
 from hand_object_pose_ros.modeling.checkpoint import save_checkpoint
-
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_MODEL_CONFIG = """\
-input_size_px: 128
-backbone: {architecture: resnet18, fpn_channels: 32}
-hand_head: {channels: 32, num_modules: 1, fc_hidden: 64}
-cvae:
-  latent_size: 16
-  pose_encoder_sizes: [32, 64]
-  pose_decoder_sizes: [64, 32]
-  image_encoder_conv_channels: [32, 16, 16, 8, 8, 2]
-  image_encoder_fc_sizes: [128, 64]
-  image_decoder_channels: [32, 16, 16, 8, 8, 8]
-classifier: {hidden_size: 32}
-"""
 
 
 class RunsCommand:
@@ -53,7 +39,7 @@ class RunsCommand:
 def folder(tmp_path_factory):
     """Working folder with the tiny config."""
     path = tmp_path_factory.mktemp('untrusted')
-    (path / 'tiny_model.yaml').write_text(TINY_MODEL_CONFIG)
+    write_tiny_model_config(path)
     return path
 
 
@@ -118,12 +104,7 @@ def _mismatched_checkpoint(folder, good_checkpoint):
 
 def _node(folder, *parameters):
     """Start the node (autostart) with parameters; return the Popen."""
-    command = [sys.executable, '-m', 'hand_object_pose_ros.ros.node', '--ros-args',
-               '-p', 'device:=cpu', '-p', 'bbox_msg_type:=roi']
-    for parameter in parameters:
-        command += ['-p', parameter]
-    return subprocess.Popen(command, cwd=str(folder), env=dict(os.environ),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return start_node_piped(folder, ('device:=cpu', 'bbox_msg_type:=roi') + parameters)
 
 
 @pytest.mark.ros

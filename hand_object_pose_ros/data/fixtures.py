@@ -25,6 +25,7 @@ from scipy.spatial.transform import Rotation
 import torch
 import yaml
 
+from hand_object_pose_ros.data import common
 from hand_object_pose_ros.data import dexycb
 from hand_object_pose_ros.data import obman
 
@@ -63,7 +64,7 @@ def write_obj(path, vertices, faces):
 
 
 def _project(points, K):
-    return dexycb.project(points, K)
+    return common.project(points, K)
 
 
 def render_blobs(rng, height, width, K, hand_vertices, objects):
@@ -117,7 +118,7 @@ def _dexycb_frame(rng, K, layer, betas, object_sizes, ycb_ids, grasp_index):
                                           add_mean=True)[0].double().numpy()
     global_orient = Rotation.random(random_state=rng.integers(1 << 31)).as_rotvec()
     mano_pose = np.concatenate([global_orient, fingers])
-    vertices, joints = dexycb.mano_forward(layer, mano_pose, betas)
+    vertices, joints = common.mano_forward(layer, mano_pose, betas)
     wrist = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.04, 0.04), rng.uniform(0.5, 0.6)])
     # The MANO translation is what moves the rest wrist J0(betas) to the wrist.
     translation = wrist - joints[0]
@@ -313,7 +314,7 @@ def write_obman_fixture(root, split='train', n=3, seed=0, obj_scale_in_affine=Tr
             articulation = layer.pca_to_axis_angle(torch.as_tensor(pca[None], dtype=torch.float32),
                                                    add_mean=False)[0].double().numpy()
         global_orient = Rotation.random(random_state=rng.integers(1 << 31)).as_rotvec()
-        vertices, joints = dexycb.mano_forward(layer, np.concatenate([global_orient,
+        vertices, joints = common.mano_forward(layer, np.concatenate([global_orient,
                                                                       articulation]), np.zeros(10))
         distance = rng.uniform(0.5, 0.8)
         shift = np.array([0.0, 0.0, distance]) - joints[9]  # middle MCP on the optical axis

@@ -41,15 +41,15 @@ from hand_object_pose_ros.constants import NUM_MANO_VERTICES
 from hand_object_pose_ros.crop import crop_hand
 from hand_object_pose_ros.crop import InvalidBoxError
 from hand_object_pose_ros.crop import warp_image
-from hand_object_pose_ros.data.dexycb import DatasetError
-from hand_object_pose_ros.data.dexycb import hand_box
-from hand_object_pose_ros.data.dexycb import mano_forward
-from hand_object_pose_ros.data.dexycb import mano_layers
-from hand_object_pose_ros.data.dexycb import project
-from hand_object_pose_ros.data.dexycb import read_color_image
-from hand_object_pose_ros.data.dexycb import read_obj_mesh
-from hand_object_pose_ros.data.dexycb import SampleUnavailable
-from hand_object_pose_ros.data.dexycb import SkippingDataset
+from hand_object_pose_ros.data.common import DatasetError
+from hand_object_pose_ros.data.common import hand_box
+from hand_object_pose_ros.data.common import mano_forward
+from hand_object_pose_ros.data.common import mano_layers
+from hand_object_pose_ros.data.common import project
+from hand_object_pose_ros.data.common import read_color_image
+from hand_object_pose_ros.data.common import read_obj_mesh
+from hand_object_pose_ros.data.common import SampleUnavailable
+from hand_object_pose_ros.data.common import SkippingDataset
 from hand_object_pose_ros.metrics import similarity_transform
 from hand_object_pose_ros.types import HandObjectSample
 

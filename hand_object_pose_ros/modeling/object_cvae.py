@@ -34,6 +34,22 @@ def _fc_block(in_size, out_size, slope):
                          nn.LeakyReLU(slope, inplace=True))
 
 
+def _fc_blocks(in_size, sizes, slope):
+    """
+    Chain :func:`_fc_block` layers of the given output sizes.
+
+    :param in_size: size of the input vector.
+    :param sizes: output size of each block, in order.
+    :param slope: LeakyReLU negative slope.
+    :return: tuple (list of blocks, output size of the last block or ``in_size``).
+    """
+    blocks = []
+    for size in sizes:
+        blocks.append(_fc_block(in_size, size, slope))
+        in_size = size
+    return blocks, in_size
+
+
 class _PoseScaler(nn.Module):
     """Scales the translation part of 9-D poses between metres and the branch's internal unit."""
 
@@ -90,11 +106,7 @@ class PoseDecoder(_PoseScaler):
                  translation_scale=10.0):
         """Create the decoder (arguments as :class:`PoseEncoder`)."""
         super().__init__(translation_scale)
-        layers = []
-        in_size = latent_size + num_classes
-        for size in sizes:
-            layers.append(_fc_block(in_size, size, slope))
-            in_size = size
+        layers, in_size = _fc_blocks(latent_size + num_classes, sizes, slope)
         self.layers = nn.Sequential(*layers)
         self.attention = vector_attention(use_attention, in_size, attention_tokens,
                                           attention_heads, gamma_init)
@@ -136,11 +148,7 @@ class ImageEncoder(nn.Module):
                       nn.BatchNorm2d(out_channels), nn.LeakyReLU(slope, inplace=True)]
             channels = out_channels
         self.convs = nn.Sequential(*convs)
-        fcs = []
-        in_size = channels * map_size * map_size
-        for size in fc_sizes:
-            fcs.append(_fc_block(in_size, size, slope))
-            in_size = size
+        fcs, in_size = _fc_blocks(channels * map_size * map_size, fc_sizes, slope)
         self.fcs = nn.Sequential(*fcs)
         self.attention = vector_attention(use_attention, in_size, attention_tokens,
                                           attention_heads, gamma_init)
@@ -267,7 +275,7 @@ class CrossModalCVAE(nn.Module):
         return self.pose_decoder(image_mu, condition)
 
 
-class DirectPoseHead(nn.Module):
+class DirectPoseHead(_PoseScaler):
     """Baseline: MLP from pooled features (+ y) to the 9-D pose (no latent, no decoders)."""
 
     def __init__(self, in_size, num_classes, hidden_sizes=(512, 256), slope=0.2,
@@ -279,17 +287,9 @@ class DirectPoseHead(nn.Module):
         :param num_classes: size of y (0 = unconditioned).
         :param hidden_sizes: FC sizes (BatchNorm + LeakyReLU after each).
         """
-        super().__init__()
-        layers = []
-        size = in_size + num_classes
-        for hidden in hidden_sizes:
-            layers.append(_fc_block(size, hidden, slope))
-            size = hidden
-        layers.append(nn.Linear(size, POSE9D_SIZE))
-        self.layers = nn.Sequential(*layers)
-        scale = torch.ones(POSE9D_SIZE)
-        scale[:3] = float(translation_scale)
-        self.register_buffer('scale', scale, persistent=False)
+        super().__init__(translation_scale)
+        layers, size = _fc_blocks(in_size + num_classes, hidden_sizes, slope)
+        self.layers = nn.Sequential(*layers, nn.Linear(size, POSE9D_SIZE))
 
     def forward(self, pooled, condition):
         """

@@ -344,7 +344,7 @@ class HandObjectPoseNode(LifecycleNode):
         self._latest_roi = None  # (HandBox, arrival_s)
         self._pending_frame = None  # a frame waiting for its RegionOfInterest
         self._last_depth_arrival_s = None
-        self._first_image_s = None
+        self._activated_at_s = 0.0
         self._sync = None
         self._sync_no_depth = None
         self._rate_reference = (time.monotonic(), 0, 0)
@@ -591,9 +591,7 @@ class HandObjectPoseNode(LifecycleNode):
         self._latest_roi = None
         self._pending_frame = None
         self._last_depth_arrival_s = None
-        # Depth counts as late from the first image on, not from activation: a camera may
-        # start long after the node.
-        self._first_image_s = None
+        self._activated_at_s = time.monotonic()
         subscriptions = {
             'image': self.create_subscription(Image, 'image', self._on_image, input_qos),
             'camera_info': self.create_subscription(CameraInfo, 'camera_info',
@@ -692,8 +690,8 @@ class HandObjectPoseNode(LifecycleNode):
         if timeout_s <= 0:
             return False
         last = self._last_depth_arrival_s
-        reference = last if last is not None else self._first_image_s
-        return reference is not None and now_s - reference > timeout_s
+        reference = last if last is not None else self._activated_at_s
+        return now_s - reference > timeout_s
 
     def _on_image(self, msg):
         """Count the image and pass it to the synchroniser (without depth when it stopped)."""
@@ -702,10 +700,7 @@ class HandObjectPoseNode(LifecycleNode):
         sync = self._sync
         if sync is None:
             return
-        now_s = time.monotonic()
-        if self._first_image_s is None:
-            self._first_image_s = now_s
-        if self._params.use_depth and self._depth_is_stale(now_s):
+        if self._params.use_depth and self._depth_is_stale(time.monotonic()):
             self._warn('no_depth', 'no depth image on %s for %.1f s (depth_timeout_s): '
                        'processing images without depth'
                        % (self.topics.get('depth', 'depth'), self._params.depth_timeout_s))
