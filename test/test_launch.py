@@ -169,9 +169,12 @@ def test_parameter_descriptors_carry_ranges_and_descriptions():
 
 
 def test_resolve_path_tries_source_tree(tmp_path, monkeypatch):
-    """Relative paths resolve against the working directory, then the source tree."""
+    """Relative paths resolve against the working directory, the package share, the source."""
     monkeypatch.chdir(tmp_path)
-    assert node_params.resolve_path('config/node.yaml') == NODE_YAML
+    share = node_params.package_share_directory()
+    installed = os.path.join(share, 'config', 'node.yaml') if share else None
+    expected = installed if installed and os.path.exists(installed) else NODE_YAML
+    assert node_params.resolve_path('config/node.yaml') == os.path.abspath(expected)
     (tmp_path / 'config').mkdir()
     (tmp_path / 'config' / 'node.yaml').write_text('x: 1\n')
     assert node_params.resolve_path('config/node.yaml') == str(tmp_path / 'config' / 'node.yaml')
