@@ -417,12 +417,8 @@ class HandObjectPoseNode(LifecycleNode):
         self._params = values
         mano_path = None
         if values.mano_model_dir:
-            mano_path = node_params.resolve_path(values.mano_model_dir)
-            if mano_path is None:
-                raise node_params.ParameterError(
-                    "parameter 'mano_model_dir': %r does not exist (relative paths are tried "
-                    'against the working directory, the package share directory and the '
-                    'source tree)' % values.mano_model_dir)
+            mano_path = node_params.resolve_parameter_path('mano_model_dir',
+                                                           values.mano_model_dir)
             # Read (restricted unpickler) before the model is built, so a refused or broken
             # MANO file is reported against this parameter.
             from hand_object_pose_ros.mano import load_mano_assets
@@ -450,19 +446,14 @@ class HandObjectPoseNode(LifecycleNode):
         self.get_logger().info(
             'configured: model %s on %s (optimize %s), %s hand, bbox %s, depth %s, sync %s'
             % (values.checkpoint or 'RANDOM WEIGHTS', self._predictor.device,
-               getattr(self._predictor, 'optimize_mode', 'none'), values.hand_side,
+               self._predictor.optimize_mode, values.hand_side,
                self._bbox_mode, 'on' if values.use_depth else 'off', sync_backend_name()))
 
     def _load_predictor(self, values, mano_path):
         """Build the Predictor from the checkpoint or, when it is '', from model_config."""
         path = None
         if values.checkpoint:
-            path = node_params.resolve_path(values.checkpoint)
-            if path is None:
-                raise node_params.ParameterError(
-                    "parameter 'checkpoint': file %r not found (relative paths are tried "
-                    'against the working directory, the package share directory and the '
-                    'source tree)' % values.checkpoint)
+            path = node_params.resolve_parameter_path('checkpoint', values.checkpoint)
         # Imported here: the model stack loads at configure, after the cheap path checks.
         from hand_object_pose_ros.inference import Predictor
         from hand_object_pose_ros.inference import resolve_device
@@ -482,11 +473,8 @@ class HandObjectPoseNode(LifecycleNode):
                     % (path, values.mano_model_dir, error)) from error
         config = None
         if values.model_config:
-            config = node_params.resolve_path(values.model_config)
-            if config is None:
-                raise node_params.ParameterError(
-                    "parameter 'model_config': file %r not found (needed because checkpoint "
-                    "is '')" % values.model_config)
+            config = node_params.resolve_parameter_path(
+                'model_config', values.model_config, " (needed because checkpoint is '')")
         else:
             from hand_object_pose_ros.config import ModelConfig
             config = ModelConfig()

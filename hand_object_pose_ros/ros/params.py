@@ -382,6 +382,25 @@ def package_share_directory():
         return None
 
 
+def resolve_parameter_path(name, value, reason=''):
+    """
+    Resolve the path a parameter names, or fail naming the parameter.
+
+    :param name: parameter name, for the message.
+    :param value: the parameter's (non-empty) path.
+    :param reason: optional text appended to the message (why the file is needed).
+    :return: the absolute path that exists.
+    :raises ParameterError: the path exists nowhere :func:`resolve_path` looks.
+    """
+    path = resolve_path(value)
+    if path is None:
+        raise ParameterError(
+            "parameter '%s': %r not found (relative paths are tried against the working "
+            'directory, the package share directory and the source tree)%s'
+            % (name, value, reason))
+    return path
+
+
 def resolve_path(path):
     """
     Find a file or folder named by a parameter.
