@@ -320,6 +320,12 @@ def _coerce(value, expected, key):
             raise ConfigError('%s: expected an integer, got %r' % (key, value))
         return value
     if expected is float:
+        if isinstance(value, str):
+            # PyYAML follows YAML 1.1, which reads '5e-4' (no dot) as a string.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError('%s: expected a number, got %r' % (key, value))
         return float(value)

@@ -97,6 +97,15 @@ def test_overrides_are_parsed_and_applied_after_yaml():
     assert cfg.object_head == 'direct'
 
 
+def test_exponent_without_a_dot_is_a_float():
+    # YAML 1.1 (PyYAML) reads 5e-4 as a string; a float field takes it as the number it means.
+    cfg = load_model_config(LITE_YAML, overrides=['attention_gamma_init=5e-4'])
+    assert cfg.attention_gamma_init == pytest.approx(5e-4)
+    with pytest.raises(ConfigError) as info:
+        load_model_config(overrides=['attention_gamma_init=fast'])
+    assert 'attention_gamma_init' in str(info.value)
+
+
 @pytest.mark.parametrize('override, fragment', [
     ('input_size_px=abc', 'input_size_px'),
     ('input_size_px=100', 'multiple of 32'),
