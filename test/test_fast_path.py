@@ -152,6 +152,24 @@ def test_fast_path_follows_weight_changes_of_the_model():
     assert runner.rebuilds == 1
 
 
+def test_fast_path_follows_a_replaced_parameter_and_buffer():
+    """Assigning new tensors (not in-place) is seen too, through the registration hooks."""
+    model = _model_with_trained_statistics('lite', seed=3)
+    runner = optimize.prepare_inference(model, 'fused')
+    images = _crops(model, 1)
+    runner.predict(images)
+    last = model.hand_head.fc[-1]
+    last.weight = torch.nn.Parameter(last.weight.detach() * 40.0)
+    _assert_within_tolerance(model.predict(images), runner.predict(images))
+    assert runner.rebuilds == 1
+    batch_norm = model.backbone.stem[1]
+    batch_norm.running_var = batch_norm.running_var * 5.0
+    _assert_within_tolerance(model.predict(images), runner.predict(images))
+    assert runner.rebuilds == 2
+    watch = optimize.WeightsWatch(model)
+    assert watch.fingerprint() == optimize.weights_fingerprint(model)
+
+
 def test_unknown_mode_is_rejected():
     with pytest.raises(PredictorError, match='optimize'):
         Predictor.from_config(CONFIGS['lite'], device='cpu', overrides=SMALL_INPUT,
@@ -231,3 +249,22 @@ def test_benchmark_suite_writes_side_by_side_figures(tmp_path, capsys):
     assert row['predictor']['none']['median_ms'] > 0
     assert row['markers_ms']['build_serialized'] > 0
     assert row['rss_mb'] > 0 and report['end_to_end'] == []
+
+
+def test_node_overhead_uses_the_nodes_own_time_when_camera_bound():
+    from hand_object_pose_ros.ros.benchmark import _add_overheads
+
+    rows = [{'config': 'lite.yaml', 'device': 'cpu', 'batch': 1,
+             'model': {'onnxruntime': {'median_ms': 20.0}}}]
+    common = {'config': 'lite.yaml', 'device': 'cpu', 'resolved_mode': 'onnxruntime',
+              'input_rate_hz': 30.0, 'latency_ms': {'p50': 26.0}}
+    camera_bound = dict(common, throughput_fps=29.9, node={'processing_ms_mean': 22.0})
+    node_bound = dict(common, throughput_fps=10.0, node={'processing_ms_mean': 95.0})
+    _add_overheads(rows, [camera_bound, node_bound])
+    assert camera_bound['overhead']['camera_bound']
+    assert camera_bound['overhead']['overhead_ms'] == pytest.approx(2.0)
+    assert camera_bound['overhead']['fraction_percent'] == pytest.approx(100.0 * 2 / 22)
+    assert camera_bound['overhead']['latency_overhead_ms'] == pytest.approx(6.0)
+    assert not node_bound['overhead']['camera_bound']
+    assert node_bound['overhead']['frame_time_ms'] == pytest.approx(100.0)
+    assert node_bound['overhead']['overhead_ms'] == pytest.approx(80.0)

@@ -331,14 +331,58 @@ def weights_fingerprint(model):
     """
     Return a cheap token that changes when any parameter or buffer of a model changes.
 
-    Uses each tensor's storage address and in-place version counter (bumped by ``fill_``,
-    ``copy_``, ``load_state_dict``, optimiser steps), so no values are read.
+    Uses each tensor's identity, storage address and in-place version counter (bumped by
+    ``fill_``, ``copy_``, ``load_state_dict``, optimiser steps), so no values are read.
 
     :param model: nn.Module.
     :return: tuple.
     """
-    return tuple((tensor.data_ptr(), tensor._version)
-                 for tensor in itertools.chain(model.parameters(), model.buffers()))
+    return _fingerprint_of(itertools.chain(model.parameters(), model.buffers()))
+
+
+def _fingerprint_of(tensors):
+    return tuple((id(tensor), tensor.data_ptr(), tensor._version) for tensor in tensors)
+
+
+# Bumped whenever any module anywhere registers a parameter, buffer or submodule (assignment
+# included), so that a WeightsWatch walks its model again only after such a change.
+_registration_generation = [0]
+
+
+def _count_registration(*unused):
+    _registration_generation[0] += 1
+
+
+torch.nn.modules.module.register_module_parameter_registration_hook(_count_registration)
+torch.nn.modules.module.register_module_buffer_registration_hook(_count_registration)
+torch.nn.modules.module.register_module_module_registration_hook(_count_registration)
+
+
+class WeightsWatch:
+    """
+    :func:`weights_fingerprint` of one model, at a per-call cost the node can pay every frame.
+
+    Walking a network's modules takes milliseconds in Python; the tensor list is kept and
+    walked again only after some module registered a parameter, buffer or submodule.
+    """
+
+    def __init__(self, model):
+        """
+        Watch a model.
+
+        :param model: nn.Module.
+        """
+        self.model = model
+        self._generation = None
+        self._tensors = ()
+
+    def fingerprint(self):
+        """Return the model's current :func:`weights_fingerprint`."""
+        if self._generation != _registration_generation[0]:
+            self._generation = _registration_generation[0]
+            self._tensors = tuple(itertools.chain(self.model.parameters(),
+                                                  self.model.buffers()))
+        return _fingerprint_of(self._tensors)
 
 
 class RefreshingInference:
@@ -362,7 +406,8 @@ class RefreshingInference:
         self.runner = runner
         self.mode = runner.mode
         self.rebuilds = 0
-        self._fingerprint = weights_fingerprint(model)
+        self._watch = WeightsWatch(model)
+        self._fingerprint = self._watch.fingerprint()
 
     def predict(self, images, object_index=None):
         """
@@ -372,7 +417,7 @@ class RefreshingInference:
         :param object_index: None or (B,) int64 class indices.
         :return: NetworkPrediction.
         """
-        fingerprint = weights_fingerprint(self.model)
+        fingerprint = self._watch.fingerprint()
         if fingerprint != self._fingerprint:
             self.runner = _build(self.model, self.mode)
             self._fingerprint = fingerprint
@@ -489,6 +534,6 @@ def max_abs_differences(reference, candidate):
 
 
 __all__ = ['INPUT_NAMES', 'InferenceGraph', 'OPTIMIZE_MODES', 'OUTPUT_NAMES', 'OptimizeError',
-           'RefreshingInference', 'TOLERANCES', 'check_agreement', 'export_onnx',
+           'RefreshingInference', 'TOLERANCES', 'WeightsWatch', 'check_agreement', 'export_onnx',
            'fuse_batch_norms', 'max_abs_differences', 'prepare_inference',
            'weights_fingerprint']
