@@ -42,6 +42,7 @@ import random
 import sys
 import time
 from typing import Literal
+from typing import Tuple
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ TRAIN_LOG = 'train_log.csv'
 VALIDATION_LOG = 'validation.csv'
 # Loss terms shown on the progress bar (all of them go to the CSV and TensorBoard logs).
 PROGRESS_TERMS = ('total', 'joints_3d', 'pose_from_image', 'branch1', 'branch2', 'classifier')
+FREEZABLE_MODULES = ('backbone', 'hand_head', 'classifier', 'object_head')
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,6 +213,12 @@ class TrainConfig:
     :param checkpoint_every_minutes: also save ``last.pt`` this often (0 = only per epoch).
     :param keep_epoch_checkpoints: also keep ``epoch_NNN.pt`` at the end of each epoch.
     :param max_steps: stop after this many optimiser steps in total (0 = no limit; smoke runs).
+    :param init_weights: checkpoint whose tensors initialise the model where name and shape
+        match (e.g. a trained backbone and hand head under another object head); '' = random.
+        Only the weights are taken (not the optimiser, epoch or config); see ``--resume``.
+    :param init_modules: the top-level submodules ``init_weights`` initialises (empty = all).
+    :param frozen_modules: top-level submodules kept fixed (no gradient, BatchNorm statistics
+        frozen): any of ``backbone``, ``hand_head``, ``classifier``, ``object_head``.
     """
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -229,6 +237,9 @@ class TrainConfig:
     checkpoint_every_minutes: float = 20.0
     keep_epoch_checkpoints: bool = False
     max_steps: int = 0
+    init_weights: str = ''
+    init_modules: Tuple[str, ...] = ()
+    frozen_modules: Tuple[str, ...] = ()
 
     def __post_init__(self):
         """Check values the loop depends on."""
@@ -238,6 +249,11 @@ class TrainConfig:
             raise ConfigError('epochs must be >= 0, got %d' % self.epochs)
         if self.optim.lr_decay_every_epochs < 1:
             raise ConfigError('optim.lr_decay_every_epochs must be >= 1')
+        for key in ('init_modules', 'frozen_modules'):
+            unknown = sorted(set(getattr(self, key)) - set(FREEZABLE_MODULES))
+            if unknown:
+                raise ConfigError('%s: %s not among %s'
+                                  % (key, ', '.join(unknown), ', '.join(FREEZABLE_MODULES)))
 
 
 def load_train_config(yaml_path=None, overrides=()):
@@ -613,6 +629,37 @@ class _RunningMeans:
 # --------------------------------------------------------------------------------------------
 
 
+def initialise_from_checkpoint(model, path, modules=()):
+    """
+    Copy the tensors of a checkpoint whose name and shape match the model's (MANO excepted).
+
+    :param model: HandObjectNetwork.
+    :param path: checkpoint file of this package.
+    :param modules: top-level submodule names to initialise (empty = all).
+    :return: (number of tensors copied, names of the model's tensors left as initialised).
+    :raises CheckpointError: the checkpoint shares no tensor with the model.
+    """
+    payload = checkpoint_io.read_checkpoint(path)
+    state = model.state_dict()
+    copied = {}
+    for name, value in payload['state_dict'].items():
+        if name.startswith('mano_layer.') or name not in state:
+            continue
+        if modules and name.split('.', 1)[0] not in modules:
+            continue
+        if tuple(value.shape) == tuple(state[name].shape):
+            copied[name] = value.to(state[name].dtype)
+    if not copied:
+        raise checkpoint_io.CheckpointError('%s shares no tensor (name and shape) with the '
+                                            'model: nothing to initialise from' % path)
+    model.load_state_dict(copied, strict=False)
+    left = sorted(name for name in state if name not in copied
+                  and not name.startswith('mano_layer.'))
+    LOGGER.info('initialised %d tensors from %s; %d left as initialised%s', len(copied), path,
+                len(left), (' (first: %s)' % ', '.join(left[:5])) if left else '')
+    return len(copied), left
+
+
 def batch_targets(batch, model_core, device):
     """
     Network inputs and targets of a batch.
@@ -656,14 +703,20 @@ class Trainer:
 
         seed_everything(cfg.seed)
         self.model_core = build_model(cfg.model).to(self.device)
+        if cfg.init_weights and resume is None:
+            initialise_from_checkpoint(self.model_core, cfg.init_weights, cfg.init_modules)
+        self.frozen = [getattr(self.model_core, name) for name in cfg.frozen_modules]
+        for module in self.frozen:
+            module.requires_grad_(False)
         if self.context.distributed:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.model_core, device_ids=[self.device.index] if self.device.type == 'cuda'
                 else None)
         else:
             self.model = self.model_core
-        self.optimizer = torch.optim.Adam(self.model_core.parameters(),
-                                          lr=cfg.optim.learning_rate,
+        trainable = [parameter for parameter in self.model_core.parameters()
+                     if parameter.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=cfg.optim.learning_rate,
                                           weight_decay=cfg.optim.weight_decay)
         optim_cfg = cfg.optim
 
@@ -910,7 +963,7 @@ class Trainer:
         reason = 'finished'
         running = _RunningMeans()
         while self.epoch < cfg.epochs:
-            self.model.train()
+            self._train_mode()
             loader = self._loader(self.epoch, self.batch_in_epoch)
             bar = tqdm(total=steps_per_epoch, initial=self.batch_in_epoch,
                        desc='epoch %d/%d' % (self.epoch + 1, cfg.epochs),
@@ -936,7 +989,7 @@ class Trainer:
                     samples_since_tick = 0
                 if cfg.val_every_steps and self.step % cfg.val_every_steps == 0:
                     self.validate()
-                    self.model.train()
+                    self._train_mode()
                 if cfg.max_steps and self.step >= cfg.max_steps:
                     stop = 'max_steps'
                 elif self._out_of_time():
@@ -967,6 +1020,12 @@ class Trainer:
         self._sync_buffers()
         LOGGER.info('training stopped (%s) at epoch %d, step %d', reason, self.epoch, self.step)
         return reason
+
+    def _train_mode(self):
+        """Training mode, except the frozen modules (their BatchNorm keeps its statistics)."""
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
 
     def _end_epoch(self):
         """Finish an epoch: validation, scheduler step, epoch checkpoint."""

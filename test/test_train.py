@@ -147,6 +147,58 @@ def test_resume_from_other_architecture_names_tensors(tmp_path, capsys):
     assert 'shape mismatch' in error and 'backbone' in error
 
 
+def test_init_weights_and_frozen_modules(tmp_path):
+    """A direct-head run starts from a CVAE checkpoint's trunk and trains only its heads."""
+    config = tiny_config(tmp_path)
+    assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
+    source_path = str(tmp_path / 'run' / 'checkpoints' / 'last.pt')
+    source = torch.load(source_path, weights_only=True)['state_dict']
+    cfg = train.load_train_config(config, [
+        'model.object_head=direct', 'init_weights=' + source_path,
+        'init_modules=[backbone, hand_head, classifier]',
+        'frozen_modules=[backbone, hand_head]', 'max_steps=2', 'epochs=1',
+        'output_dir=' + str(tmp_path / 'ablation')])
+    model, reason = train.run_training(cfg, show_progress=False)
+    assert reason == 'max_steps'
+    state = model.state_dict()
+    for name in ('backbone.stem.0.weight', 'hand_head.fc.0.weight',
+                 'backbone.stem.1.running_mean'):
+        # Frozen: the trunk is the checkpoint's, weights and BatchNorm statistics alike.
+        assert torch.equal(state[name], source[name]), name
+    # Not frozen: starts from the checkpoint's classifier, then trains.
+    assert not torch.equal(state['classifier.0.weight'], source['classifier.0.weight'])
+    assert model.cfg.object_head == 'direct'
+    assert not any(name.startswith('object_head.') and name in source for name in state)
+
+
+def test_init_modules_limits_what_is_copied(tmp_path):
+    config = tiny_config(tmp_path)
+    assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
+    source_path = str(tmp_path / 'run' / 'checkpoints' / 'last.pt')
+    source = torch.load(source_path, weights_only=True)['state_dict']
+    torch.manual_seed(123)
+    model = build_model(train.load_train_config(config).model)
+    copied, left = train.initialise_from_checkpoint(model, source_path, ('backbone',))
+    state = model.state_dict()
+    assert copied == sum(name.startswith('backbone.') for name in state)
+    assert all(torch.equal(state[name], source[name]) for name in state
+               if name.startswith('backbone.'))
+    assert 'hand_head.fc.0.weight' in left
+    assert not torch.equal(state['hand_head.fc.0.weight'], source['hand_head.fc.0.weight'])
+
+
+def test_frozen_module_names_and_foreign_init_are_errors(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    with pytest.raises(ConfigError, match='frozen_modules: backbon '):
+        train.load_train_config(config, ['frozen_modules=[backbon]'])
+    with pytest.raises(ConfigError, match='init_modules: heads '):
+        train.load_train_config(config, ['init_modules=[heads]'])
+    other = tmp_path / 'other.pt'
+    torch.save({'format': 'nothing'}, other)
+    assert run_main(['--config', config, '--set', 'init_weights=' + str(other)]) == 2
+    assert str(other) in capsys.readouterr().err
+
+
 WORKER = textwrap.dedent("""
     import os, sys
     import torch
