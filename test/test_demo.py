@@ -63,6 +63,9 @@ def test_demo_runs_end_to_end(tmp_path):
     if summary['frames_processed'] >= 2:
         assert summary['animation'] and os.path.getsize(summary['animation']) > 0
     assert ('RANDOM WEIGHTS' in summary['summary_line']) == summary['random_weights']
+    # The node's own timing, from its /diagnostics.
+    node = summary['node']
+    assert node['processing_ms_mean'] >= node['inference_ms_mean'] > 0
     for name in ('camera', 'node', 'monitor'):
         assert (output_dir / 'logs' / (name + '.log')).is_file()
 

@@ -97,10 +97,13 @@ def test_diagnostics_report_health_over_dds(node_and_harness, overload_report):
     with harness.lock:
         values = dict(harness.diagnostics)
     for key in ('fps', 'input_fps', 'latency_ms_p50', 'latency_ms_p95', 'latency_ms_mean',
-                'inference_ms_mean', 'frames_received', 'frames_processed', 'frames_dropped',
-                'frames_rejected', 'slot_pending', 'sync_queued', 'device', 'state'):
+                'inference_ms_mean', 'processing_ms_mean', 'frames_received',
+                'frames_processed', 'frames_dropped', 'frames_rejected', 'slot_pending',
+                'sync_queued', 'device', 'state'):
         assert key in values, (key, sorted(values))
     assert values['device'] == 'cpu' and values['state'] == 'active'
+    # The whole frame in the inference thread includes the network call.
+    assert float(values['processing_ms_mean']) >= float(values['inference_ms_mean']) > 0
     assert int(values['frames_dropped']) >= overload_report['frames_dropped']
     p50, p95 = float(values['latency_ms_p50']), float(values['latency_ms_p95'])
     assert 0 < p50 <= p95

@@ -35,6 +35,7 @@ from rclpy.qos import QoSProfile
 from rclpy.qos import QoSReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from hand_object_pose_ros.constants import PIPELINE_DIAGNOSTIC_NAME
 from hand_object_pose_ros.ros.conversions import image_msg_to_rgb
 from hand_object_pose_ros.ros.conversions import pose_array_to_points
 from hand_object_pose_ros.ros.conversions import quaternion_msg_to_rotation
@@ -45,12 +46,23 @@ from hand_object_pose_ros.ros.synthetic_camera import GROUND_TRUTH_QUEUE_DEPTH
 from hand_object_pose_ros.ros.synthetic_camera import GROUND_TRUTH_STATUS_NAME
 
 ANIMATION_FILE_NAME = 'demo.gif'
+# The node's /diagnostics values copied into the summary (its own timing of each frame).
+NODE_DIAGNOSTIC_KEYS = ('processing_ms_mean', 'inference_ms_mean', 'frames_dropped',
+                        'frames_rejected', 'latency_ms_p50', 'latency_ms_p95')
 EXIT_NO_OUTPUT = 2
 # After the window closes, outputs of frames stamped inside it may still be on their way.
 RESULT_GRACE_S = 3.0
 CATCH_UP_LIMIT_S = 15.0
 # Ground truth older than this (relative to the newest) is forgotten.
 TRUTH_HORIZON_NS = int(30e9)
+
+
+def _number_or_text(value):
+    """Return a diagnostic value as a float when it is one, else as given."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 def stamp_ns(stamp):
@@ -164,6 +176,8 @@ class DemoMonitorNode(Node):
         self.create_subscription(PoseStamped, pose_topic, self.on_object_pose, output_qos)
         self.create_subscription(PoseArray, joints_topic, self.on_hand_joints, output_qos)
         self.create_subscription(Image, debug_topic, self.on_debug_image, output_qos)
+        self.create_subscription(DiagnosticArray, '/diagnostics', self.on_diagnostics,
+                                 output_qos)
         self.create_timer(status_period_s, self.print_status)
 
         self.created_at_ns = self.now_ns()
@@ -176,6 +190,7 @@ class DemoMonitorNode(Node):
         self.overlay_paths = []
         self.gif_frames = []  # (receipt ns, (h, w, 3) uint8)
         self.timed_out = False
+        self.node_diagnostics = {}  # the node's latest pipeline status values
 
     # --- clock and window ---------------------------------------------------------------
 
@@ -256,6 +271,12 @@ class DemoMonitorNode(Node):
             entry = self.outputs[key] = {'latency_s': None, 'pred_R': None, 'pred_t': None,
                                          'pred_joints': None}
         return entry
+
+    def on_diagnostics(self, msg):
+        """Keep the node's latest pipeline status (timings, counters)."""
+        for status in msg.status:
+            if status.name == PIPELINE_DIAGNOSTIC_NAME:
+                self.node_diagnostics = {item.key: item.value for item in status.values}
 
     def on_object_pose(self, msg, message_info=None):
         """Record an object pose output and its latency; the first one opens the window."""
@@ -387,6 +408,8 @@ class DemoMonitorNode(Node):
             'object_mce_mm': finite_or_none(accuracy['object_mce_mm']),
             'hand_frames_evaluated': accuracy['hand_frames_evaluated'],
             'object_frames_evaluated': accuracy['object_frames_evaluated'],
+            'node': {key: _number_or_text(self.node_diagnostics.get(key))
+                     for key in NODE_DIAGNOSTIC_KEYS},
         }
 
     def write_results(self):

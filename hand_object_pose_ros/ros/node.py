@@ -55,6 +55,7 @@ from sensor_msgs.msg import Image
 from sensor_msgs.msg import RegionOfInterest
 from visualization_msgs.msg import MarkerArray
 
+from hand_object_pose_ros.constants import PIPELINE_DIAGNOSTIC_NAME
 from hand_object_pose_ros.crop import validate_bbox
 from hand_object_pose_ros.ros import params as node_params
 from hand_object_pose_ros.ros.conversions import camera_info_to_K
@@ -80,7 +81,7 @@ except ImportError:
     Detection2DArray = None
 
 NODE_NAME = 'hand_object_pose'
-DIAGNOSTIC_NAME = 'hand_object_pose: pipeline'
+DIAGNOSTIC_NAME = PIPELINE_DIAGNOSTIC_NAME
 OUTPUT_QOS_DEPTH = 5
 WORKER_POLL_S = 0.1
 WORKER_JOIN_TIMEOUT_S = 30.0
@@ -198,6 +199,8 @@ class PipelineCounters:
     messages_rejected: Counter = field(default_factory=Counter)
     last_rejection: str = ''
     inference_s_mean: float = 0.0
+    # Whole frame in the inference thread (conversion, inference, publishing), seconds.
+    processing_s_mean: float = 0.0
     # Image arrival to end of publishing, seconds, of the last LATENCY_WINDOW frames.
     latencies_s: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -226,9 +229,15 @@ class PipelineCounters:
             pairs += [('messages_rejected.' + reason, count)
                       for reason, count in sorted(self.messages_rejected.items())]
             pairs.append(('inference_ms_mean', '%.1f' % (1000.0 * self.inference_s_mean)))
+            pairs.append(('processing_ms_mean', '%.1f' % (1000.0 * self.processing_s_mean)))
         pairs += [('latency_ms_' + name, '%.1f' % latency[name])
                   for name in ('p50', 'p95', 'mean', 'max')]
         return [(key, str(value)) for key, value in pairs]
+
+
+def _running_mean(mean, value):
+    """Exponential running mean (weight 0.1 on the new value; the first value starts it)."""
+    return value if mean == 0 else 0.9 * mean + 0.1 * value
 
 
 def _parse_class_id(class_id):
@@ -849,6 +858,7 @@ class HandObjectPoseNode(LifecycleNode):
         predictor = self._predictor
         if predictor is None:
             return None
+        frame_start = time.perf_counter()
         header = frame.image.header
         try:
             rgb = image_msg_to_rgb(frame.image)
@@ -891,11 +901,13 @@ class HandObjectPoseNode(LifecycleNode):
         if self._stop_worker.is_set():
             return None
         self._publish(header, rgb, K, boxes, predictions)
+        processing_s = time.perf_counter() - frame_start
         with self.counters.lock:
             self.counters.frames_processed += 1
-            mean = self.counters.inference_s_mean
-            self.counters.inference_s_mean = elapsed_s if mean == 0 else \
-                0.9 * mean + 0.1 * elapsed_s
+            self.counters.inference_s_mean = _running_mean(self.counters.inference_s_mean,
+                                                           elapsed_s)
+            self.counters.processing_s_mean = _running_mean(self.counters.processing_s_mean,
+                                                            processing_s)
             self.counters.latencies_s.append(time.monotonic() - frame.arrival_s)
         return predictions
 

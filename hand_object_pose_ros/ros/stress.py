@@ -44,6 +44,7 @@ from sensor_msgs.msg import Image
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
+from hand_object_pose_ros.constants import PIPELINE_DIAGNOSTIC_NAME
 from hand_object_pose_ros.ros.conversions import bbox_xyxy_to_roi
 from hand_object_pose_ros.ros.conversions import depth_to_image_msg
 from hand_object_pose_ros.ros.conversions import K_to_camera_info
@@ -51,7 +52,7 @@ from hand_object_pose_ros.ros.conversions import rgb_to_image_msg
 from hand_object_pose_ros.ros.conversions import seconds_to_stamp
 
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DIAGNOSTIC_NAME = 'hand_object_pose: pipeline'
+DIAGNOSTIC_NAME = PIPELINE_DIAGNOSTIC_NAME
 FRAME_ID = 'camera_color_optical_frame'
 DEFAULT_MODEL_CONFIG = 'config/model_lite.yaml'
 STARTUP_TIMEOUT_S = 300.0
