@@ -1171,6 +1171,9 @@ def build_arg_parser():
                         help='wall-clock budget: checkpoint and stop cleanly when spent')
     parser.add_argument('--export-fp16', metavar='PATH', default=None,
                         help='at the end, write the float16 inference-only checkpoint here')
+    parser.add_argument('--export-only', action='store_true',
+                        help='with --resume and --export-fp16: write the float16 checkpoint of '
+                        'the --resume checkpoint without training')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     return parser
 
@@ -1191,6 +1194,15 @@ def main(argv=None):
             cfg = _config_from_checkpoint(args.resume, args.overrides)
         else:
             raise ConfigError('give --config (or --resume with a checkpoint)')
+        if args.export_only:
+            if not (args.resume and args.export_fp16):
+                raise ConfigError('--export-only needs --resume and --export-fp16')
+            from hand_object_pose_ros.modeling import load_model_from_checkpoint
+
+            model = load_model_from_checkpoint(args.resume)
+            export_inference_checkpoint(model, cfg, args.export_fp16)
+            print('wrote %s from %s' % (args.export_fp16, args.resume))
+            return
         _, reason = run_training(cfg, resume=args.resume, max_minutes=args.max_minutes,
                                  export_fp16=args.export_fp16, show_progress=not args.no_progress)
         print('training stopped: %s; checkpoint %s' % (

@@ -171,6 +171,21 @@ def test_init_weights_and_frozen_modules(tmp_path):
     assert not any(name.startswith('object_head.') and name in source for name in state)
 
 
+def test_export_only_writes_the_fp16_checkpoint_without_training(tmp_path):
+    config = tiny_config(tmp_path)
+    assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
+    last = tmp_path / 'run' / 'checkpoints' / 'last.pt'
+    export = tmp_path / 'small.pt'
+    assert run_main(['--resume', str(last), '--export-fp16', str(export),
+                     '--export-only']) == 0
+    full = torch.load(last, weights_only=True)['state_dict']
+    small = torch.load(export, weights_only=True)['state_dict']
+    name = 'hand_head.fc.0.weight'
+    assert small[name].dtype == torch.float16
+    assert torch.allclose(small[name].float(), full[name], atol=1e-3)
+    assert run_main(['--resume', str(last), '--export-only']) == 2
+
+
 def test_init_modules_limits_what_is_copied(tmp_path):
     config = tiny_config(tmp_path)
     assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
