@@ -39,7 +39,9 @@ import logging
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from typing import Literal
 from typing import Tuple
@@ -745,6 +747,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.step = 0
         self.best_val_mje_mm = math.inf
+        self._stop_requested = False
         if resume is not None:
             self._load_training_state(resume)
         else:
@@ -951,10 +954,33 @@ class Trainer:
 
     def run(self):
         """
-        Train until the last epoch, ``max_steps`` or the time budget.
+        Train until the last epoch, ``max_steps``, the time budget or Ctrl-C.
 
-        :return: ``'finished'``, ``'max_steps'`` or ``'time_budget'``.
+        A first Ctrl-C (SIGINT; single process, main thread) finishes the current step, saves
+        ``last.pt`` and returns; a second one interrupts at once.
+
+        :return: ``'finished'``, ``'max_steps'``, ``'time_budget'`` or ``'interrupted'``.
         """
+        self._stop_requested = False
+        if self.context.distributed or threading.current_thread() is not threading.main_thread():
+            return self._run()
+        previous = signal.getsignal(signal.SIGINT)
+
+        def request_stop(signum, frame):
+            self._stop_requested = True
+            signal.signal(signal.SIGINT, previous)
+            LOGGER.warning('Ctrl-C: stopping after this step and saving %s (press again to '
+                           'abort without saving)',
+                           os.path.join(self.checkpoint_dir, LAST_CHECKPOINT))
+
+        signal.signal(signal.SIGINT, request_stop)
+        try:
+            return self._run()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _run(self):
+        """The training loop of :meth:`run`."""
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -994,6 +1020,8 @@ class Trainer:
                     stop = 'max_steps'
                 elif self._out_of_time():
                     stop = 'time_budget'
+                elif self._stop_requested:
+                    stop = 'interrupted'
                 if stop:
                     break
                 if cfg.checkpoint_every_minutes > 0 and \

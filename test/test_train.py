@@ -186,6 +186,29 @@ def test_export_only_writes_the_fp16_checkpoint_without_training(tmp_path):
     assert run_main(['--resume', str(last), '--export-only']) == 2
 
 
+def test_ctrl_c_saves_the_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    config = tiny_config(tmp_path, epochs=1000)
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'hand_object_pose_ros.train', '--config', config,
+         '--no-progress', '--set', 'num_threads=1'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / 'run' / 'train_log.csv'
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert 'training stopped: interrupted' in output
+    payload = torch.load(tmp_path / 'run' / 'checkpoints' / 'last.pt', weights_only=True)
+    assert payload['extra']['training_state']['step'] >= 2
+
+
 def test_init_modules_limits_what_is_copied(tmp_path):
     config = tiny_config(tmp_path)
     assert run_main(['--config', config, '--set', 'max_steps=1']) == 0
