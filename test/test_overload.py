@@ -70,6 +70,10 @@ def test_latency_of_published_frames_stays_bounded(overload_report):
     assert report['latency_ms']['count'] >= 10
     assert report['latency_p95_frames'] <= MAX_P95_FRAMES, report
     assert report['latency_p95_frames_under_load'] <= MAX_P95_FRAMES, report
+    # Arrival at the middleware comes no later than this process's callback.
+    callback = report['latency_to_callback_ms']
+    assert callback['count'] == report['latency_ms']['count']
+    assert callback['p50'] >= report['latency_ms']['p50'] > 0
 
 
 def test_dropped_frames_are_counted_and_queues_stay_bounded(overload_report):

@@ -198,7 +198,10 @@ class Harness:
     The measuring side: publishes the node's inputs, records object_pose and /diagnostics.
 
     Owns its own rclpy context and spins it in a thread. Outputs are matched to inputs by
-    their header stamp; ``sent_s[stamp] = monotonic time the image was published``.
+    their header stamp; ``sent_s[stamp] = system time the image was published``. A latency
+    ends when the middleware received the output (its reception timestamp, same clock), so
+    that this process's own callback queueing under load is not counted; the callback-time
+    latencies are kept beside them (``callback_latencies_s``).
     """
 
     def __init__(self, name='hand_object_pose_stress', publish_inputs=True,
@@ -216,6 +219,7 @@ class Harness:
         self.lock = threading.Lock()
         self.sent_s = {}
         self.latencies_s = []
+        self.callback_latencies_s = []
         self.outputs = 0
         self.non_finite_outputs = 0
         self.diagnostics = {}
@@ -237,8 +241,10 @@ class Harness:
         self.thread.start()
         self._next_stamp_s = time.time()
 
-    def _on_pose(self, msg):
-        received = time.monotonic()
+    def _on_pose(self, msg, message_info=None):
+        called_s = time.time()
+        arrived_ns = int((message_info or {}).get('received_timestamp', 0) or 0)
+        arrived_s = arrived_ns * 1e-9 if arrived_ns > 0 else called_s
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self.lock:
             self.outputs += 1
@@ -246,7 +252,8 @@ class Harness:
                 self.non_finite_outputs += 1
             sent = self.sent_s.pop(key, None)
             if sent is not None:
-                self.latencies_s.append(received - sent)
+                self.latencies_s.append(arrived_s - sent)
+                self.callback_latencies_s.append(called_s - sent)
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
@@ -320,7 +327,7 @@ class Harness:
         self.publishers['camera_info'].publish(messages['camera_info'])
         self.publishers['depth'].publish(messages['depth'])
         with self.lock:
-            self.sent_s[key] = time.monotonic()
+            self.sent_s[key] = time.time()
             if len(self.sent_s) > 10000:  # unanswered frames: keep the dict bounded
                 for old in list(self.sent_s)[:5000]:
                     del self.sent_s[old]
@@ -337,11 +344,17 @@ class Harness:
             time.sleep(0.002)
         return False
 
-    def take_latencies(self):
-        """Return and clear the recorded latencies (seconds)."""
+    def take_latencies(self, callback_time=False):
+        """
+        Return and clear the recorded latencies (seconds).
+
+        :param callback_time: return the latencies to this process's callback instead of to
+            the middleware's reception (both lists are cleared).
+        """
         with self.lock:
             latencies, self.latencies_s = self.latencies_s, []
-        return latencies
+            callback, self.callback_latencies_s = self.callback_latencies_s, []
+        return callback if callback_time else latencies
 
     def close(self):
         """Stop spinning and shut the context down."""
@@ -396,7 +409,8 @@ def run_overload(duration_s=60.0, rate_factor=3.0, width=320, height=240,
     :param node_pid: that node's pid (for its RSS).
     :param progress: callable(str) for progress lines, or None.
     :return: report dict: frame_time_ms, input_rate_hz, frames_sent, outputs, latency_ms
-        {p50, p95, mean, max, count}, latency_p95_frames (p95 / frame time), rss_mb {start,
+        {p50, p95, mean, max, count} (to the middleware's reception of the output),
+        latency_to_callback_ms (to this process's callback), latency_p95_frames (p95 / frame time), rss_mb {start,
         end, max}, rss_growth_pct, frames_received, frames_dropped, frames_processed,
         frames_rejected (deltas over the run), throughput_fps, frame_time_under_load_ms,
         latency_p95_frames_under_load (p95 / the node's frame time during the overload),
@@ -452,6 +466,8 @@ def run_overload(duration_s=60.0, rate_factor=3.0, width=320, height=240,
         rss_end = rss_bytes(node_pid)
         rss_samples.append(rss_end)
         after = {key: harness.value(key) for key in before}
+        with harness.lock:
+            callback_latencies = list(harness.callback_latencies_s)
         latency = percentiles_ms(harness.take_latencies())
         processed = after['frames_processed'] - before['frames_processed']
         loaded_frame_ms = 1000.0 * elapsed_s / processed if processed > 0 else None
@@ -463,6 +479,7 @@ def run_overload(duration_s=60.0, rate_factor=3.0, width=320, height=240,
             'frames_sent': sent,
             'outputs': harness.outputs - outputs_before,
             'latency_ms': latency,
+            'latency_to_callback_ms': percentiles_ms(callback_latencies),
             'latency_p95_frames': (round(latency['p95'] / (1000.0 * frame_time_s), 2)
                                    if latency['p95'] is not None else None),
             'rss_mb': {'start': round(rss_start / 2 ** 20, 1),
