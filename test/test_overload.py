@@ -8,6 +8,7 @@ latency of what is published near two frame times, the queues bounded, the memor
 dropped frames counted on /diagnostics.
 """
 
+import inspect
 import os
 import subprocess
 import sys
@@ -125,3 +126,19 @@ def test_stress_cli_help_lists_both_tools(repo_root):
         cwd=repo_root, capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert output.returncode == 0, output.stderr
     assert '--minutes' in output.stdout and '--rate' in output.stdout
+
+
+@pytest.mark.parametrize('callback', ['stress.Harness._on_pose', 'monitor.on_object_pose',
+                                      'monitor.on_debug_image'])
+def test_latency_callbacks_take_the_message_info(callback):
+    """rclpy passes MessageInfo (reception time) only to callbacks that need two arguments."""
+    from hand_object_pose_ros.ros import monitor
+
+    module, name = callback.split('.', 1)
+    function = {'stress': stress.Harness._on_pose,
+                'monitor': getattr(monitor.DemoMonitorNode, name, None)}[module]
+    assert function is not None, callback
+    signature = inspect.signature(function)
+    signature.bind(object(), object(), object())
+    with pytest.raises(TypeError):
+        signature.bind(object(), object())

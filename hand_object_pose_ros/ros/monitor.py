@@ -278,7 +278,7 @@ class DemoMonitorNode(Node):
             if status.name == PIPELINE_DIAGNOSTIC_NAME:
                 self.node_diagnostics = {item.key: item.value for item in status.values}
 
-    def on_object_pose(self, msg, message_info=None):
+    def on_object_pose(self, msg, message_info):
         """Record an object pose output and its latency; the first one opens the window."""
         received_ns = received_time_ns(message_info) or self.now_ns()
         key = stamp_ns(msg.header.stamp)
@@ -304,7 +304,7 @@ class DemoMonitorNode(Node):
         if self.in_window(key):
             self._output_entry(key)['pred_joints'] = pose_array_to_points(msg)
 
-    def on_debug_image(self, msg, message_info=None):
+    def on_debug_image(self, msg, message_info):
         """Keep a few overlays as PNGs (spread over the window) and GIF frames."""
         received_ns = received_time_ns(message_info) or self.now_ns()
         if self.window_start_ns is None or not self.in_window(stamp_ns(msg.header.stamp)):

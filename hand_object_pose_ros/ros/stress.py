@@ -241,7 +241,9 @@ class Harness:
         self.thread.start()
         self._next_stamp_s = time.time()
 
-    def _on_pose(self, msg, message_info=None):
+    def _on_pose(self, msg, message_info):
+        # message_info has no default on purpose: rclpy passes it only to callbacks that
+        # cannot be called with the message alone.
         called_s = time.time()
         arrived_ns = int((message_info or {}).get('received_timestamp', 0) or 0)
         arrived_s = arrived_ns * 1e-9 if arrived_ns > 0 else called_s
