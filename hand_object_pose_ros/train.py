@@ -980,7 +980,7 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _run(self):
-        """The training loop of :meth:`run`."""
+        """Run the training loop of :meth:`run`."""
         from tqdm import tqdm
 
         cfg = self.cfg

@@ -18,6 +18,7 @@ import math
 
 from helpers import active_node
 from helpers import write_tiny_model_config
+from hypothesis import example
 from hypothesis import given
 from hypothesis import HealthCheck
 from hypothesis import settings
@@ -156,6 +157,7 @@ def test_camera_info_gives_a_valid_K_or_a_conversion_error(k):
 
 @settings(max_examples=300, deadline=None)
 @given(box=st.lists(finite_or_not, min_size=4, max_size=4))
+@example(box=[0.0, 0.0, 4.983160846214655e+16, 1.0])  # beyond uint32: once slipped through
 def test_box_to_roi_covers_the_box_or_raises(box):
     """Any 4 floats: a RegionOfInterest covering the box (clamped at 0), or an error."""
     CASES['bbox_xyxy_to_roi'] += 1

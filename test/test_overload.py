@@ -131,7 +131,7 @@ def test_stress_cli_help_lists_both_tools(repo_root):
 @pytest.mark.parametrize('callback', ['stress.Harness._on_pose', 'monitor.on_object_pose',
                                       'monitor.on_debug_image'])
 def test_latency_callbacks_take_the_message_info(callback):
-    """rclpy passes MessageInfo (reception time) only to callbacks that need two arguments."""
+    """Take the message info: rclpy passes it only to callbacks needing two arguments."""
     from hand_object_pose_ros.ros import monitor
 
     module, name = callback.split('.', 1)

@@ -308,6 +308,9 @@ def K_to_camera_info(K, width, height, header=None):
     return msg
 
 
+_UINT32_MAX = 2 ** 32 - 1
+
+
 def roi_to_bbox_xyxy(roi):
     """
     Convert a RegionOfInterest to a box.
@@ -325,7 +328,7 @@ def bbox_xyxy_to_roi(bbox_xyxy_px):
 
     :param bbox_xyxy_px: (4,) x0, y0, x1, y1 in full-image pixels.
     :return: sensor_msgs/RegionOfInterest.
-    :raises MessageConversionError: for NaN values or an inverted box.
+    :raises MessageConversionError: for NaN values, an inverted box or one beyond uint32.
     """
     box = np.asarray(bbox_xyxy_px, dtype=np.float64).reshape(-1)
     if box.shape != (4,) or not np.all(np.isfinite(box)):
@@ -336,6 +339,9 @@ def bbox_xyxy_to_roi(bbox_xyxy_px):
     y0 = max(0, int(math.floor(box[1])))
     x1 = max(x0, int(math.ceil(box[2])))
     y1 = max(y0, int(math.ceil(box[3])))
+    if max(x1, y1) > _UINT32_MAX:
+        raise MessageConversionError('box %s is beyond the uint32 pixel range of '
+                                     'RegionOfInterest' % box.tolist())
     return RegionOfInterest(x_offset=x0, y_offset=y0, width=x1 - x0, height=y1 - y0,
                             do_rectify=False)
 

@@ -412,12 +412,12 @@ def run_overload(duration_s=60.0, rate_factor=3.0, width=320, height=240,
     :param progress: callable(str) for progress lines, or None.
     :return: report dict: frame_time_ms, input_rate_hz, frames_sent, outputs, latency_ms
         {p50, p95, mean, max, count} (to the middleware's reception of the output),
-        latency_to_callback_ms (to this process's callback), latency_p95_frames (p95 / frame time), rss_mb {start,
-        end, max}, rss_growth_pct, frames_received, frames_dropped, frames_processed,
-        frames_rejected (deltas over the run), throughput_fps, frame_time_under_load_ms,
-        latency_p95_frames_under_load (p95 / the node's frame time during the overload),
-        max_sync_queued, max_slot_pending,
-        non_finite_outputs, node diagnostics keys.
+        latency_to_callback_ms (to this process's callback), latency_p95_frames (p95 / frame
+        time), rss_mb {start, end, max}, rss_growth_pct, frames_received, frames_dropped,
+        frames_processed, frames_rejected (deltas over the run), throughput_fps,
+        frame_time_under_load_ms, latency_p95_frames_under_load (p95 / the node's frame time
+        during the overload), max_sync_queued, max_slot_pending, non_finite_outputs, node
+        diagnostics keys.
     """
     say = progress or (lambda text: None)
     process = None
