@@ -246,6 +246,18 @@ def node(tmp_path_factory):
 SCENE = make_test_frame(WIDTH, HEIGHT)
 
 
+def test_box_subscription_is_served_before_the_image(node):
+    """
+    The executor serves ready subscriptions in creation order: the box must come first.
+
+    Otherwise an image that arrives together with its (stamp-less) box is paired with the
+    previous frame's box (the demo's hand error doubled that way).
+    """
+    order = [subscription.topic_name for subscription in node.subscriptions]
+    assert order.index(node.topics['hand_bbox']) < order.index(node.topics['image'])
+    assert order.index(node.topics['hand_bbox']) < order.index(node.topics['depth'])
+
+
 def _image(kind, encoding, cut):
     """Return a valid frame image in an encoding, or one malformed in a chosen way."""
     msg = rgb_to_image_msg(SCENE['rgb'], encoding=encoding)

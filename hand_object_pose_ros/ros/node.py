@@ -589,20 +589,23 @@ class HandObjectPoseNode(LifecycleNode):
         self._pending_frame = None
         self._last_depth_arrival_s = None
         self._activated_at_s = time.monotonic()
-        subscriptions = {
-            'image': self.create_subscription(Image, 'image', self._on_image, input_qos),
-            'camera_info': self.create_subscription(CameraInfo, 'camera_info',
-                                                    self._on_camera_info, input_qos),
-        }
-        if values.use_depth:
-            subscriptions['depth'] = self.create_subscription(Image, 'depth', self._on_depth,
-                                                              input_qos)
+        # The box first: rclpy's executor serves ready subscriptions in creation order, so a
+        # box that arrived with its image is stored before the image is paired (a stamp-less
+        # RegionOfInterest is paired with the newest box).
+        subscriptions = {}
         if self._bbox_mode == 'detection2d':
             subscriptions['hand_bbox'] = self.create_subscription(
                 Detection2DArray, 'hand_bbox', self._on_detections, input_qos)
         else:
             subscriptions['hand_bbox'] = self.create_subscription(
                 RegionOfInterest, 'hand_bbox', self._on_roi, input_qos)
+        subscriptions['camera_info'] = self.create_subscription(
+            CameraInfo, 'camera_info', self._on_camera_info, input_qos)
+        if values.use_depth:
+            subscriptions['depth'] = self.create_subscription(Image, 'depth', self._on_depth,
+                                                              input_qos)
+        subscriptions['image'] = self.create_subscription(Image, 'image', self._on_image,
+                                                          input_qos)
         self._input_subscriptions = list(subscriptions.values())
         self.topics = {name: sub.topic_name for name, sub in subscriptions.items()}
         self._worker = threading.Thread(target=self._worker_loop, name='hand_object_pose_infer',
