@@ -642,10 +642,10 @@ def initialise_from_checkpoint(model, path, modules=()):
     :raises CheckpointError: the checkpoint shares no tensor with the model.
     """
     payload = checkpoint_io.read_checkpoint(path)
-    state = model.state_dict()
+    state = checkpoint_io.model_state(model)
     copied = {}
     for name, value in payload['state_dict'].items():
-        if name.startswith('mano_layer.') or name not in state:
+        if name not in state:
             continue
         if modules and name.split('.', 1)[0] not in modules:
             continue
@@ -655,8 +655,7 @@ def initialise_from_checkpoint(model, path, modules=()):
         raise checkpoint_io.CheckpointError('%s shares no tensor (name and shape) with the '
                                             'model: nothing to initialise from' % path)
     model.load_state_dict(copied, strict=False)
-    left = sorted(name for name in state if name not in copied
-                  and not name.startswith('mano_layer.'))
+    left = sorted(name for name in state if name not in copied)
     LOGGER.info('initialised %d tensors from %s; %d left as initialised%s', len(copied), path,
                 len(left), (' (first: %s)' % ', '.join(left[:5])) if left else '')
     return len(copied), left

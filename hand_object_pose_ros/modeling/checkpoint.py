@@ -39,8 +39,8 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is not ours, of another format version, or of another architecture."""
 
 
-def _model_state(model):
-    """Return the model's state dict without the MANO layer's buffers."""
+def model_state(model):
+    """Return the model's state dict without the MANO layer's buffers (never saved)."""
     return {key: value for key, value in model.state_dict().items()
             if not key.startswith(_MANO_PREFIX)}
 
@@ -61,7 +61,7 @@ def save_checkpoint(path, model, extra=None, float16=False):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     state = {}
-    for key, value in _model_state(model).items():
+    for key, value in model_state(model).items():
         value = value.detach().cpu()
         if float16 and value.is_floating_point():
             value = value.half()
@@ -110,15 +110,15 @@ def read_checkpoint(path):
     return payload
 
 
-def _check_state(path, model_state, saved_state):
+def _check_state(path, current_state, saved_state):
     """Raise one CheckpointError listing missing, unexpected and mis-shaped tensors."""
-    missing = sorted(set(model_state) - set(saved_state))
-    unexpected = sorted(set(saved_state) - set(model_state))
+    missing = sorted(set(current_state) - set(saved_state))
+    unexpected = sorted(set(saved_state) - set(current_state))
     mismatched = sorted(
         '%s: checkpoint %s vs model %s' % (key, tuple(saved_state[key].shape),
-                                           tuple(model_state[key].shape))
-        for key in set(model_state) & set(saved_state)
-        if saved_state[key].shape != model_state[key].shape)
+                                           tuple(current_state[key].shape))
+        for key in set(current_state) & set(saved_state)
+        if saved_state[key].shape != current_state[key].shape)
     if not (missing or unexpected or mismatched):
         return
 
@@ -143,11 +143,11 @@ def load_state_into(model, payload, path='<checkpoint>'):
     :param path: name used in error messages.
     :raises CheckpointError: missing / unexpected keys or shape mismatches, all listed.
     """
-    model_state = _model_state(model)
+    current_state = model_state(model)
     saved = {key: value for key, value in payload['state_dict'].items()
              if not key.startswith(_MANO_PREFIX)}
-    _check_state(path, model_state, saved)
-    converted = {key: value.to(model_state[key].dtype) for key, value in saved.items()}
+    _check_state(path, current_state, saved)
+    converted = {key: value.to(current_state[key].dtype) for key, value in saved.items()}
     model.load_state_dict(converted, strict=False)
 
 

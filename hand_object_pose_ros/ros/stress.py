@@ -50,6 +50,7 @@ from hand_object_pose_ros.ros.conversions import depth_to_image_msg
 from hand_object_pose_ros.ros.conversions import K_to_camera_info
 from hand_object_pose_ros.ros.conversions import rgb_to_image_msg
 from hand_object_pose_ros.ros.conversions import seconds_to_stamp
+from hand_object_pose_ros.ros.monitor import received_time_ns
 
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DIAGNOSTIC_NAME = PIPELINE_DIAGNOSTIC_NAME
@@ -245,7 +246,7 @@ class Harness:
         # message_info has no default on purpose: rclpy passes it only to callbacks that
         # cannot be called with the message alone.
         called_s = time.time()
-        arrived_ns = int((message_info or {}).get('received_timestamp', 0) or 0)
+        arrived_ns = received_time_ns(message_info)
         arrived_s = arrived_ns * 1e-9 if arrived_ns > 0 else called_s
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         with self.lock:
