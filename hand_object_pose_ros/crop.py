@@ -16,6 +16,13 @@ from hand_object_pose_ros.constants import DEFAULT_BBOX_SCALE
 from hand_object_pose_ros.constants import DEFAULT_CROP_SIZE_PX
 
 
+# Mirror of the camera frame about its y-z plane (left hand <-> right hand): the network sees
+# every hand as a right hand, so left hands run, train and are evaluated in this frame.
+MIRROR = np.diag([-1.0, 1.0, 1.0])
+# Axis-angle of a mirrored rotation: M R(a) M = R((a_x, -a_y, -a_z)).
+AXIS_ANGLE_MIRROR = np.array([1.0, -1.0, -1.0])
+
+
 class InvalidBoxError(ValueError):
     """A hand box that cannot be cropped (NaN, inverted, zero area, or outside the image)."""
 
@@ -103,6 +110,24 @@ def crop_from_image_affine(center_px, side_px, out_size_px=DEFAULT_CROP_SIZE_PX,
 def horizontal_flip_affine(size_px):
     """Mirror of a ``size_px``-wide image about its vertical centre line, (3, 3) float64."""
     return np.array([[-1.0, 0.0, size_px - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def mirror_crop(image, crop_K):
+    """
+    Mirror a crop into the frame the network predicts in for a left hand.
+
+    The crop is flipped about its vertical centre line and its intrinsics become those of the
+    mirrored camera frame (x -> -x, :data:`MIRROR`): a mirrored point ``MIRROR @ p`` projects
+    with them to the flipped pixel of ``p``.
+
+    :param image: (S, S[, C]) array, the crop (masks and depth maps too).
+    :param crop_K: (3, 3) intrinsics of the crop, camera frame -> crop pixels.
+    :return: (flipped (S, S[, C]) array, (3, 3) float64 intrinsics of the mirrored frame).
+    """
+    image = np.asarray(image)
+    flip = horizontal_flip_affine(image.shape[1])
+    mirrored_K = flip @ np.asarray(crop_K, np.float64) @ MIRROR
+    return np.ascontiguousarray(image[:, ::-1]), mirrored_K
 
 
 def warp_image(image, crop_from_image, out_size_px, interpolation=cv2.INTER_LINEAR):

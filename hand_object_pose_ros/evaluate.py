@@ -60,11 +60,11 @@ from hand_object_pose_ros.cli import run_command
 from hand_object_pose_ros.constants import DEFAULT_BBOX_SCALE
 from hand_object_pose_ros.constants import HAND_JOINT_NAMES
 from hand_object_pose_ros.crop import crop_from_image_affine
-from hand_object_pose_ros.crop import horizontal_flip_affine
+from hand_object_pose_ros.crop import MIRROR
+from hand_object_pose_ros.crop import mirror_crop
 from hand_object_pose_ros.crop import square_crop_box
 from hand_object_pose_ros.crop import transform_points_2d
 from hand_object_pose_ros.crop import warp_image
-from hand_object_pose_ros.inference import MIRROR
 from hand_object_pose_ros.inference import solve_wrist_translation
 from hand_object_pose_ros.inference import translation_from_box
 from hand_object_pose_ros.modeling.checkpoint import CheckpointError
@@ -335,10 +335,7 @@ def network_input(sample, mode, rng, center_std, scale_std):
                                     scale_std)
     mirrored = not bool(sample.is_right_hand)
     if mirrored:
-        flip = horizontal_flip_affine(image.shape[0])
-        image = warp_image(image, flip, image.shape[0])
-        # Intrinsics of the mirrored frame (x -> -x) in which the network's outputs live.
-        crop_K = flip @ crop_K @ MIRROR
+        image, crop_K = mirror_crop(image, crop_K)
     return NetworkInput(np.ascontiguousarray(image), crop_K, mirrored)
 
 

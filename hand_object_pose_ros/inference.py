@@ -39,8 +39,10 @@ import torch
 from hand_object_pose_ros.config import load_model_config
 from hand_object_pose_ros.config import ModelConfig
 from hand_object_pose_ros.constants import DEFAULT_BBOX_SCALE
+from hand_object_pose_ros.crop import AXIS_ANGLE_MIRROR
 from hand_object_pose_ros.crop import crop_hand
 from hand_object_pose_ros.crop import InvalidBoxError
+from hand_object_pose_ros.crop import MIRROR
 from hand_object_pose_ros.crop import transform_points_2d
 from hand_object_pose_ros.mano import ManoLayer
 from hand_object_pose_ros.modeling.build import build_model
@@ -50,10 +52,6 @@ from hand_object_pose_ros.modeling.optimize import OptimizeError
 from hand_object_pose_ros.modeling.optimize import prepare_inference
 from hand_object_pose_ros.types import Prediction
 
-# Mirror of the camera frame about its y-z plane (left hand <-> right hand).
-MIRROR = np.diag([-1.0, 1.0, 1.0])
-# Axis-angle of a mirrored rotation: M R(a) M = R((a_x, -a_y, -a_z)).
-AXIS_ANGLE_MIRROR = np.array([1.0, -1.0, -1.0])
 # Plausible wrist depths (metres); a lift outside this range is treated as degenerate.
 MIN_DEPTH_M = 0.05
 MAX_DEPTH_M = 10.0

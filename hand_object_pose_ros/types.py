@@ -7,10 +7,15 @@ those of the square network input. Units are SI (metres, radians) unless a suffi
 
 from dataclasses import dataclass
 from dataclasses import fields
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 import torch
+
+from hand_object_pose_ros.crop import AXIS_ANGLE_MIRROR
+from hand_object_pose_ros.crop import MIRROR
+from hand_object_pose_ros.crop import mirror_crop
 
 
 @dataclass
@@ -52,6 +57,8 @@ class HandObjectSample:
     :param hand_mask: (S, S) bool crop mask of the hand, or None.
     :param object_mask: (S, S) bool crop mask of the object, or None.
     :param depth: (S, S) float32 crop depth in metres (0 = none), or None.
+    :param mirrored: True when the crop and the camera-frame fields are the mirror image of the
+        scene (a left hand shown as a right one; see :meth:`in_right_hand_frame`).
     """
 
     image: np.ndarray
@@ -71,9 +78,53 @@ class HandObjectSample:
     hand_mask: Optional[np.ndarray] = None
     object_mask: Optional[np.ndarray] = None
     depth: Optional[np.ndarray] = None
+    mirrored: bool = False
 
     # Fields left out of batches: they vary in size or may be missing.
     UNBATCHED_FIELDS = ('object_vertices_cam', 'hand_mask', 'object_mask', 'depth')
+
+    def in_right_hand_frame(self) -> 'HandObjectSample':
+        """
+        Return the sample as the network sees it: a left hand mirrored into a right one.
+
+        The network has one (right-hand) MANO layer; the Predictor and evaluation run a left
+        hand on the flipped crop and mirror the outputs back, so training must see left hands
+        the same way. For a left hand the crop, masks and depth are flipped, every camera-frame
+        field is mirrored (x -> -x, :data:`hand_object_pose_ros.crop.MIRROR`), the 2D joints
+        follow the flip, the MANO pose becomes the right-hand layer's (axis-angle
+        ``(x, -y, -z)`` per joint; the shape is unchanged) and the object pose becomes
+        ``(MIRROR R MIRROR, MIRROR t)``, the pose of the mirrored object. ``camera_K`` and
+        ``bbox_xyxy_px`` still describe the unmirrored full image.
+
+        :return: a new sample with ``mirrored=True``, or ``self`` for a right hand or a sample
+            that is already mirrored.
+        """
+        if self.is_right_hand or self.mirrored:
+            return self
+        image, crop_K = mirror_crop(self.image, self.crop_K)
+        size_px = image.shape[1]
+
+        def flipped(crop_map):
+            return None if crop_map is None else mirror_crop(crop_map, self.crop_K)[0]
+
+        def mirrored_points(points):
+            return None if points is None else (
+                np.asarray(points) * np.diag(MIRROR)).astype(np.float32)
+
+        joints_2d = np.array(self.joints_2d_crop_px, np.float32, copy=True)
+        joints_2d[:, 0] = size_px - 1 - joints_2d[:, 0]
+        pose = (np.asarray(self.mano_pose).reshape(-1, 3) * AXIS_ANGLE_MIRROR).reshape(-1)
+        return replace(
+            self, image=image, crop_K=crop_K.astype(np.float32),
+            mano_pose=pose.astype(np.float32),
+            joints_cam=mirrored_points(self.joints_cam),
+            vertices_cam=mirrored_points(self.vertices_cam),
+            joints_2d_crop_px=joints_2d,
+            object_rotation=(MIRROR @ self.object_rotation @ MIRROR).astype(np.float32),
+            object_translation=mirrored_points(self.object_translation),
+            object_vertices_cam=mirrored_points(self.object_vertices_cam),
+            hand_mask=flipped(self.hand_mask), object_mask=flipped(self.object_mask),
+            depth=flipped(self.depth), mirrored=True)
 
     def to_tensors(self) -> dict:
         """

@@ -83,6 +83,34 @@ def test_mean_pose_baseline_fitted_on_one_sample_is_exact_on_it(tmp_path):
     assert total['class_accuracy'] is None
 
 
+def test_left_hand_training_item_is_what_evaluation_scores_as_exact():
+    """A left hand's training targets, read as a prediction, score zero error in its frame."""
+    from hand_object_pose_ros.data.synthetic import sample_to_item
+    from hand_object_pose_ros.objects import load_object_catalogue
+
+    cfg = SyntheticConfig(crop_size_px=64, seed=3, left_hand_prob=1.0).clean()
+    sample = SyntheticHandObjectGenerator(cfg).sample(0)
+    assert not sample.is_right_hand
+    item = sample_to_item(sample)
+    net_input = evaluate.network_input(sample, 'gt', np.random.default_rng(0), 0.1, 0.1)
+    assert net_input.mirrored
+    # The network sees the same pixels in training as in evaluation and in the node.
+    np.testing.assert_array_equal(
+        (item['image'].numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8),
+        net_input.image)
+    np.testing.assert_allclose(item['crop_K'].numpy(), net_input.network_K, atol=1e-4)
+    prediction = evaluate.RawPrediction(
+        item['joints_rel'].double().numpy(), item['vertices_rel'].double().numpy(),
+        item['joints_2d_crop_px'].double().numpy(), item['object_rotation'].double().numpy(),
+        item['object_translation_rel'].double().numpy(), sample.object_id, None)
+    model = load_object_catalogue().get(sample.object_id)
+    mesh = evaluate.ObjectMesh(np.asarray(model.vertices, np.float64),
+                               np.asarray(model.faces, np.int64), False)
+    values = evaluate.sample_metrics(sample, prediction, net_input, mesh, 64)
+    for key in ('mje_rr_mm', 'mje_pa_mm', 'mce_mm', 'add_mm'):
+        assert values[key] < 0.05, (key, values[key])
+
+
 def test_jittered_crop_keeps_intrinsics_consistent():
     """After the re-crop, the new crop_K projects the joints where the pixels moved to."""
     sample = SyntheticHandObjectGenerator(SyntheticConfig(crop_size_px=64, seed=2)).sample(0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hand_object_pose_ros.crop import InvalidBoxError
-from hand_object_pose_ros.inference import MIRROR
+from hand_object_pose_ros.crop import MIRROR
 from hand_object_pose_ros.inference import Predictor
 from hand_object_pose_ros.inference import PredictorBoxError
 from hand_object_pose_ros.inference import PredictorError

@@ -16,6 +16,7 @@ from hand_object_pose_ros.data.shards import ShardError
 from hand_object_pose_ros.data.shards import write_shards
 from hand_object_pose_ros.data.synthetic import heldout_config
 from hand_object_pose_ros.data.synthetic import project
+from hand_object_pose_ros.data.synthetic import sample_to_item
 from hand_object_pose_ros.data.synthetic import SyntheticConfig
 from hand_object_pose_ros.data.synthetic import SyntheticDataset
 from hand_object_pose_ros.data.synthetic import SyntheticHandObjectGenerator
@@ -196,6 +197,30 @@ def test_left_hands_use_the_mirrored_layer():
     joints = joints.joints[0].numpy()
     np.testing.assert_allclose(joints - joints[0], sample.joints_cam - sample.joints_cam[0],
                                atol=2e-4)
+
+
+def test_left_hand_items_are_right_hand_targets():
+    """Training items mirror a left hand: the right-hand layer reproduces its joints."""
+    cfg = SyntheticConfig(crop_size_px=64, left_hand_prob=1.0).clean()
+    sample = SyntheticHandObjectGenerator(cfg).sample(0)
+    item = sample_to_item(sample)
+    assert item['mirrored'] and not item['is_right_hand']
+    layer = ManoLayer.standin('right', flat_hand_mean=True)
+    pose = item['mano_pose'][None]
+    out = layer(pose[:, :3], pose[:, 3:], item['mano_betas'][None])
+    wrist = out.joints[0, :1]
+    np.testing.assert_allclose(out.joints[0] - wrist, item['joints_rel'], atol=2e-4)
+    np.testing.assert_allclose(out.vertices[0] - wrist, item['vertices_rel'], atol=2e-4)
+    # The flipped crop shows the mirrored joints where its intrinsics project them.
+    np.testing.assert_allclose(project(item['joints_cam'].numpy(), item['crop_K'].numpy()),
+                               item['joints_2d_crop_px'].numpy(), atol=1e-2)
+    np.testing.assert_array_equal(item['hand_mask'].numpy(), sample.hand_mask[:, ::-1])
+    rotation = item['object_rotation'].numpy()
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-5)
+    assert np.linalg.det(rotation) > 0
+    # A right hand passes through unchanged.
+    right = SyntheticHandObjectGenerator(SyntheticConfig(crop_size_px=64).clean()).sample(0)
+    assert right.in_right_hand_frame() is right
 
 
 @pytest.mark.skipif(not gl_available(), reason='no moderngl EGL context here')

@@ -50,6 +50,9 @@ def encode_sample(sample):
     :param sample: :class:`HandObjectSample` with masks and depth.
     :return: dict of numpy arrays and encoded bytes (uint8 arrays).
     """
+    if sample.mirrored:
+        # Shards hold the scene as captured; items are mirrored when read.
+        raise ValueError('shards store unmirrored samples (got a mirrored left hand)')
     ok_image, image = cv2.imencode('.jpg', sample.image[..., ::-1],
                                    [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     labels = sample.hand_mask.astype(np.uint8) + 2 * sample.object_mask.astype(np.uint8)

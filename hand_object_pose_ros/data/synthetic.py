@@ -930,11 +930,15 @@ def sample_to_item(sample, index=None):
     """
     Return the tensor dict of one sample: ``sample.to_tensors()``, masks and crop depth.
 
+    Items are in the network's frame: a left hand is mirrored into a right one first
+    (:meth:`HandObjectSample.in_right_hand_frame`), as the Predictor runs it.
+
     :param sample: :class:`HandObjectSample`.
     :param index: sample index, added as ``'index'`` when given.
     :return: dict; extra keys ``hand_mask`` / ``object_mask`` (S, S) bool and ``depth``
         (S, S) float32 metres (zeros when the sample has none).
     """
+    sample = sample.in_right_hand_frame()
     item = sample.to_tensors()
     size = sample.image.shape[0]
     for name in ('hand_mask', 'object_mask'):
