@@ -240,6 +240,22 @@ def test_condition_changes_the_pose(lite_model):
     assert not torch.allclose(translations[0], translations[1])
 
 
+def test_classifier_keeps_learning_when_every_hidden_unit_is_negative():
+    """Pushed below zero (how ReLU units died in training), logits still follow the input."""
+    from hand_object_pose_ros.modeling.network import ObjectClassifier
+
+    torch.manual_seed(0)
+    classifier = ObjectClassifier(16, 8, 3)
+    with torch.no_grad():
+        classifier[0].bias.fill_(-100.0)
+    features = torch.randn(4, 16, requires_grad=True)
+    logits = classifier(features)
+    assert logits.std(dim=0).max() > 1e-3
+    logits[:, 0].sum().backward()
+    assert features.grad.abs().max() > 0
+    assert classifier[0].weight.grad.abs().max() > 0
+
+
 def test_object_indices_maps_catalogue_ids(lite_model):
     assert lite_model.object_indices(torch.tensor([9, 2, 5])).tolist() == [2, 0, 1]
     with pytest.raises(ValueError, match='7'):

@@ -76,15 +76,20 @@ class NetworkOutput:
 class ObjectClassifier(nn.Sequential):
     """Pooled shared features -> object class logits (beyond the paper)."""
 
-    def __init__(self, in_size, hidden_size, num_classes):
+    def __init__(self, in_size, hidden_size, num_classes, slope=0.2):
         """
         Create the MLP.
+
+        LeakyReLU, not ReLU: the pooled features are large and mostly shared by all images
+        (the hand), and with ReLU every hidden unit died early in training on the synthetic
+        set, leaving constant logits and no gradient to learn from.
 
         :param in_size: size of the pooled features.
         :param hidden_size: hidden width.
         :param num_classes: number of known objects.
+        :param slope: LeakyReLU negative slope.
         """
-        super().__init__(nn.Linear(in_size, hidden_size), nn.ReLU(inplace=True),
+        super().__init__(nn.Linear(in_size, hidden_size), nn.LeakyReLU(slope, inplace=True),
                          nn.Linear(hidden_size, num_classes))
 
 
