@@ -64,6 +64,10 @@ def parse_args(argv):
     parser.add_argument('--rows', nargs='*', default=[name for name, _, _ in ROWS],
                         choices=[name for name, _, _ in ROWS])
     parser.add_argument('--output-dir', default='runs/ablation')
+    parser.add_argument('--set', dest='overrides', action='append', default=[],
+                        metavar='KEY=VALUE',
+                        help='training-config override for every row (repeatable), e.g. the '
+                        "trunk's loss weights: --set loss.pose_reconstruction=150")
     return parser.parse_args(argv)
 
 
@@ -78,7 +82,7 @@ def train_command(args, name, overrides):
                 'checkpoint_every_minutes=0', 'output_dir=' + os.path.join(args.output_dir, name)]
     command = [sys.executable, '-m', 'hand_object_pose_ros.train', '--config', args.config,
                '--no-progress']
-    for setting in settings + overrides:
+    for setting in settings + list(args.overrides) + overrides:
         command += ['--set', setting]
     return command
 
