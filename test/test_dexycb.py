@@ -144,8 +144,10 @@ def test_torch_dataset_batches_with_the_synthetic_keys(tree):
                      'joints_cam', 'vertices_cam', 'joints_2d_crop_px', 'object_id',
                      'object_rotation', 'object_translation', 'is_right_hand', 'joints_rel',
                      'vertices_rel', 'object_translation_rel', 'hand_mask', 'object_mask',
-                     'depth', 'index'}
+                     'depth', 'index', 'mirrored'}
     assert set(batch) == expected_keys
+    # Left hands arrive mirrored into the right-hand frame the network predicts in.
+    assert batch['mirrored'].tolist() == (~batch['is_right_hand']).tolist()
     assert batch['image'].shape == (4, 3, 96, 96)
     assert batch['vertices_cam'].shape == (4, 778, 3)
     # Index 4 has no hand: the item is the next frame, counted as unavailable.
