@@ -439,13 +439,13 @@ def fit_mean_pose_baseline(source, num_samples, description=''):
     joints, vertices = [], []
     rotations, translations = {}, {}
     for _, sample in iterate_samples(source, num_samples):
-        mirror = np.eye(3) if sample.is_right_hand else MIRROR
-        wrist = np.asarray(sample.joints_cam[0], np.float64)
         # Left hands enter mirrored, in the right-hand frame the network predicts in.
-        joints.append((np.asarray(sample.joints_cam, np.float64) - wrist) @ mirror)
-        vertices.append((np.asarray(sample.vertices_cam, np.float64) - wrist) @ mirror)
-        rotation = mirror @ np.asarray(sample.object_rotation, np.float64) @ mirror
-        translation = mirror @ (np.asarray(sample.object_translation, np.float64) - wrist)
+        sample = sample.in_right_hand_frame()
+        wrist = np.asarray(sample.joints_cam[0], np.float64)
+        joints.append(np.asarray(sample.joints_cam, np.float64) - wrist)
+        vertices.append(np.asarray(sample.vertices_cam, np.float64) - wrist)
+        rotation = np.asarray(sample.object_rotation, np.float64)
+        translation = np.asarray(sample.object_translation, np.float64) - wrist
         for key in (int(sample.object_id), 'all'):
             rotations.setdefault(key, []).append(rotation)
             translations.setdefault(key, []).append(translation)
