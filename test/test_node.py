@@ -10,6 +10,8 @@ Tests run in file order and share the node: each waits for its own frames by sta
 """
 
 import math
+import os
+import signal
 import threading
 import time
 from types import SimpleNamespace
@@ -17,6 +19,7 @@ from types import SimpleNamespace
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
 from geometry_msgs.msg import PoseStamped
+from helpers import REPO_ROOT
 from helpers import running_node
 from helpers import start_node_piped
 from helpers import write_tiny_model_config
@@ -57,6 +60,7 @@ from hand_object_pose_ros.ros.node import detections_to_hand_boxes
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 NODE = '/hand_object_pose'
+DEMO_CHECKPOINT = os.path.join(REPO_ROOT, 'models', 'demo_lite.pt')
 WIDTH, HEIGHT = 320, 240
 FRAME_ID = 'camera_color_optical_frame'
 STARTUP_TIMEOUT_S = 150.0
@@ -527,6 +531,32 @@ def test_wrong_paths_fail_configure_with_the_parameter_name(tmp_path, model_conf
         assert process.returncode == 1, text
         assert ("'%s'" % ('checkpoint' if name == 'garbage' else name)) in text, text
         assert 'configure failed' in text
+
+
+def test_ctrl_c_while_configuring_exits_cleanly(tmp_path):
+    """
+    SIGINT while the checkpoint loads: exit 0, no 'configure failed' error.
+
+    Depending on where the signal lands, rclpy raises KeyboardInterrupt inside configure or
+    shuts the context down under it (then configure fails on it); both must end as a clean stop.
+    """
+    process = start_node_piped(tmp_path, ('device:=cpu', 'checkpoint:=' + DEMO_CHECKPOINT))
+    lines = []
+    try:
+        # The stand-in warning comes just before the model is built and loaded (seconds).
+        for line in iter(process.stdout.readline, b''):
+            lines.append(line.decode(errors='replace'))
+            if 'mano_model_dir is' in lines[-1]:
+                process.send_signal(signal.SIGINT)
+                break
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = ''.join(lines) + output.decode(errors='replace')
+    assert process.returncode == 0, text
+    assert 'configure failed' not in text, text
+    assert 'configured:' not in text, 'the signal came after configure: ' + text
 
 
 def test_detection2d_boxes_are_read_from_both_vision_msgs_layouts():

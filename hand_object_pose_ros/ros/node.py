@@ -414,7 +414,12 @@ class HandObjectPoseNode(LifecycleNode):
         try:
             self._configure()
         except Exception as error:  # report every failure as one clear message
-            self.get_logger().error('configure failed: %s' % error)
+            if not self.context.ok():
+                # Ctrl-C while the model was loading shut the context down under us: a
+                # requested stop, not a configuration error.
+                self.get_logger().info('shutdown requested while configuring; stopping')
+            else:
+                self.get_logger().error('configure failed: %s' % error)
             self._release()
             return TransitionCallbackReturn.FAILURE
         self.lifecycle_state = 'inactive'
@@ -1025,7 +1030,8 @@ def main(args=None):
     Run the node (console script ``hand_object_pose_node``).
 
     :param args: command line (None = sys.argv), ROS arguments after ``--ros-args``.
-    :return: exit code: 0, or 1 when autostart's configure failed or a parameter is invalid.
+    :return: exit code: 0 (also after Ctrl-C, even during configure), or 1 when autostart's
+        configure failed or a parameter is invalid.
     """
     rclpy.init(args=args)
     logger = rclpy.logging.get_logger(NODE_NAME)
@@ -1041,6 +1047,8 @@ def main(args=None):
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                if not rclpy.ok():
+                    raise ExternalShutdownException()
                 node.get_logger().fatal('autostart: configure failed (see the error above); '
                                         'exiting with code %d' % EXIT_CONFIGURE_FAILED)
                 exit_code = EXIT_CONFIGURE_FAILED
