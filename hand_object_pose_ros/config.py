@@ -219,6 +219,12 @@ class LossConfig:
     :param classifier: weight of the object classifier cross-entropy (beyond the paper).
     :param image_reconstruction: weight of the image L2 terms inside each branch.
     :param pose_reconstruction: weight of the 9-D pose L2 terms inside each branch.
+    :param pose_corners: weight of the box-corner pose terms inside each branch (not in the
+        paper; 0 = off): the mean distance, cm, between the object's bounding-box corners posed
+        by the predicted and the true pose. Unlike the L2 on the 6D entries, whose optimum
+        under look-alike rotations (a can or a box turned half-way about its axis) is their
+        average, near zero and so a random rotation after Gram-Schmidt, it scores the rotation
+        after Gram-Schmidt and so makes the network commit to one.
     :param joint_unit_scale: metres -> loss unit for joints (100 = centimetres).
     :param pose_translation_scale: metres -> loss unit of the object translation in the 9-D
         L2 (10 = decimetres, comparable to the rotation entries in [-1, 1]).
@@ -238,6 +244,7 @@ class LossConfig:
     classifier: float = 0.1
     image_reconstruction: float = 1.0
     pose_reconstruction: float = 1.0
+    pose_corners: float = 0.0
     joint_unit_scale: float = 100.0
     pose_translation_scale: float = 10.0
     heatmap_sigma_px: float = 8.0

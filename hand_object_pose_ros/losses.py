@@ -15,6 +15,7 @@ The batch is the collated dict of ``HandObjectSample.to_tensors()``; the keys re
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -23,6 +24,7 @@ from hand_object_pose_ros.config import LossConfig
 from hand_object_pose_ros.constants import HAND_JOINT_PARENTS
 from hand_object_pose_ros.constants import MIDDLE_MCP_JOINT_INDEX
 from hand_object_pose_ros.constants import WRIST_JOINT_INDEX
+from hand_object_pose_ros.objects import load_object_catalogue
 
 # --------------------------------------------------------------------------------------------
 # beta_vae schedule (paper section 4)
@@ -302,6 +304,42 @@ def pose9d_loss(pred_pose9d, true_pose9d, translation_scale=10.0):
     return ((pred_pose9d - true_pose9d) * scale).pow(2).mean()
 
 
+def object_box_corners(object_ids):
+    """
+    Return the bounding-box corners of catalogue objects, in class-index order.
+
+    :param object_ids: catalogue ids, e.g. a network's ``object_ids`` (class index = position).
+    :return: (len(object_ids), 8, 3) float32 tensor, metres, object frame.
+    """
+    catalogue = load_object_catalogue()
+    return torch.as_tensor(np.stack([catalogue.get(int(i)).corners() for i in object_ids]))
+
+
+def pose_corner_loss(pred_pose9d, true_pose9d, object_corners, unit_scale=100.0):
+    """
+    Mean distance between the object's box corners posed by the predicted and the true pose.
+
+    The predicted rotation is taken after Gram-Schmidt (:func:`geometry.pose9d_to_rt`), so the
+    loss scores the rotation the network outputs, as the MCE metric does. Left hands are
+    trained mirrored (both poses mirrored alike); the corners of the unmirrored box are used
+    for them as well: the loss still vanishes exactly when the two poses agree.
+
+    :param pred_pose9d: (B, 9) predicted pose, translation metres.
+    :param true_pose9d: (B, 9) target pose.
+    :param object_corners: (B, 8, 3) box corners of each sample's object, metres, object frame.
+    :param unit_scale: metres -> loss unit (100: centimetres).
+    :return: scalar tensor, mean corner distance in the loss unit.
+    """
+    pred_rotation, pred_translation = geometry.pose9d_to_rt(pred_pose9d)
+    true_rotation, true_translation = geometry.pose9d_to_rt(true_pose9d)
+    corners = object_corners.to(pred_pose9d.dtype)
+    pred_corners = corners @ pred_rotation.transpose(-1, -2) + pred_translation[:, None]
+    true_corners = corners @ true_rotation.transpose(-1, -2) + true_translation[:, None]
+    # The epsilon keeps the square root's gradient finite at a perfect prediction.
+    squared = (pred_corners - true_corners).pow(2).sum(-1)
+    return (squared + 1e-12).sqrt().mean() * unit_scale
+
+
 def image_loss(pred_image, true_image):
     """
     L2 image reconstruction: mean squared error per pixel and channel (0..1 values).
@@ -324,7 +362,7 @@ def pose9d_target(batch):
     return geometry.rt_to_pose9d(batch['object_rotation'], batch['object_translation_rel'])
 
 
-def compute_losses(output, batch, cfg=None, beta_vae=0.5):
+def compute_losses(output, batch, cfg=None, beta_vae=0.5, object_corners=None):
     """
     Every loss term of eq. 8 (and the extras), by name; ``total`` is the one to back-propagate.
 
@@ -333,17 +371,25 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5):
     ``branch1`` (pose CVAE: pose->pose and pose->image L2 + beta KL; its parts
     ``pose_from_pose``, ``image_from_pose``, ``kl_pose``), ``branch2`` (image VAE: image->image
     and image->pose L2 + beta KL; parts ``image_from_image``, ``pose_from_image``,
-    ``kl_image``); ``classifier`` (cross-entropy) and ``classifier_accuracy`` (logged, not
-    optimised); ``total`` = hand + lambda1 branch1 + lambda2 branch2 + w_cls classifier.
+    ``kl_image``); with ``cfg.pose_corners`` > 0 also ``corners_from_image`` and
+    ``corners_from_pose`` (cm, inside branch2 and branch1); ``classifier`` (cross-entropy)
+    and ``classifier_accuracy`` (logged, not optimised); ``total`` = hand + lambda1 branch1
+    + lambda2 branch2 + w_cls classifier.
     For the ``direct`` head, branch2 = pose_from_image only and branch1 is 0.
 
     :param output: :class:`hand_object_pose_ros.modeling.NetworkOutput` of the training pass.
     :param batch: collated sample dict (keys listed in the module docstring).
     :param cfg: LossConfig (default: the paper's weights).
     :param beta_vae: KL weight, usually :func:`beta_vae_schedule` of the epoch.
+    :param object_corners: (num_objects, 8, 3) box corners per class index, metres, object
+        frame (:func:`object_box_corners`); needed when ``cfg.pose_corners`` > 0.
     :return: dict name -> scalar tensor.
     """
     cfg = cfg or LossConfig()
+    if cfg.pose_corners > 0 and object_corners is None:
+        raise ValueError('loss.pose_corners = %g needs the object box corners '
+                         '(compute_losses(..., object_corners=object_box_corners(ids)))'
+                         % cfg.pose_corners)
     device = output.joints_rel.device
     terms = {}
     terms['joints_3d'] = joints_3d_loss(output.joints_rel, batch['joints_rel'].to(device),
@@ -367,20 +413,32 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5):
     zero = output.joints_rel.new_zeros(())
     terms['pose_from_image'] = pose9d_loss(output.pose9d_from_image, target_pose,
                                            cfg.pose_translation_scale)
+    pose_terms = {'image': cfg.pose_reconstruction * terms['pose_from_image']}
+    if cfg.pose_corners > 0:
+        sample_corners = object_corners.to(device)[output.object_index]
+        terms['corners_from_image'] = pose_corner_loss(output.pose9d_from_image, target_pose,
+                                                       sample_corners, cfg.joint_unit_scale)
+        pose_terms['image'] = pose_terms['image'] + cfg.pose_corners * terms['corners_from_image']
     if output.image_mu is not None:
         terms['image_from_image'] = image_loss(output.image_from_image, image)
         terms['kl_image'] = kl_divergence(output.image_mu, output.image_logvar)
-        terms['branch2'] = (cfg.pose_reconstruction * terms['pose_from_image']
+        terms['branch2'] = (pose_terms['image']
                             + cfg.image_reconstruction * terms['image_from_image']
                             + beta_vae * terms['kl_image'])
     else:
-        terms['branch2'] = cfg.pose_reconstruction * terms['pose_from_image']
+        terms['branch2'] = pose_terms['image']
     if output.pose_mu is not None:
         terms['pose_from_pose'] = pose9d_loss(output.pose9d_from_pose, target_pose,
                                               cfg.pose_translation_scale)
+        pose_terms['pose'] = cfg.pose_reconstruction * terms['pose_from_pose']
+        if cfg.pose_corners > 0:
+            terms['corners_from_pose'] = pose_corner_loss(
+                output.pose9d_from_pose, target_pose, sample_corners, cfg.joint_unit_scale)
+            pose_terms['pose'] = (pose_terms['pose']
+                                  + cfg.pose_corners * terms['corners_from_pose'])
         terms['image_from_pose'] = image_loss(output.image_from_pose, image)
         terms['kl_pose'] = kl_divergence(output.pose_mu, output.pose_logvar)
-        terms['branch1'] = (cfg.pose_reconstruction * terms['pose_from_pose']
+        terms['branch1'] = (pose_terms['pose']
                             + cfg.image_reconstruction * terms['image_from_pose']
                             + beta_vae * terms['kl_pose'])
     else:

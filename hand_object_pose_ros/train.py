@@ -706,6 +706,12 @@ class Trainer:
         self.model_core = build_model(cfg.model).to(self.device)
         if cfg.init_weights and resume is None:
             initialise_from_checkpoint(self.model_core, cfg.init_weights, cfg.init_modules)
+        # Box corners per class index, only for the (optional) corner loss: ObMan's objects
+        # are not in the YCB catalogue.
+        self.object_corners = None
+        if cfg.loss.pose_corners > 0:
+            self.object_corners = losses.object_box_corners(self.model_core.object_ids).to(
+                self.device)
         self.frozen = [getattr(self.model_core, name) for name in cfg.frozen_modules]
         for module in self.frozen:
             module.requires_grad_(False)
@@ -891,7 +897,8 @@ class Trainer:
             contextlib.nullcontext()
         with autocast:
             output = self.model(images, object_index, target_pose9d)
-            terms = losses.compute_losses(output, batch, self.cfg.loss, beta_vae=beta_vae)
+            terms = losses.compute_losses(output, batch, self.cfg.loss, beta_vae=beta_vae,
+                                          object_corners=self.object_corners)
         total = terms['total']
         if not torch.isfinite(total):
             raise FloatingPointError('non-finite training loss at step %d: %s'

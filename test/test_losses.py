@@ -8,6 +8,7 @@ from helpers import make_batch
 import pytest
 import torch
 
+from hand_object_pose_ros import geometry
 from hand_object_pose_ros import losses
 from hand_object_pose_ros.config import load_model_config
 from hand_object_pose_ros.config import LossConfig
@@ -173,3 +174,52 @@ def test_compute_losses_names_and_total():
     assert torch.allclose(terms['branch2'], branch2)
     total = terms['hand'] + terms['branch1'] + terms['branch2'] + 0.1 * terms['classifier']
     assert torch.allclose(terms['total'], total)
+
+
+def _box_pose9d(rotation, translation):
+    return geometry.rt_to_pose9d(rotation[None], torch.as_tensor(translation)[None])
+
+
+def test_pose_corner_loss_known_answers():
+    """Box of half-sizes (3, 2, 1) cm: a shift, a half turn about z, and the 6D scale."""
+    half = torch.tensor([0.03, 0.02, 0.01])
+    index = torch.arange(8)
+    bits = torch.stack([index & 1, (index >> 1) & 1, (index >> 2) & 1], dim=1).bool()
+    corners = torch.where(bits, half, -half)[None]
+    identity = torch.eye(3)
+    true_pose = _box_pose9d(identity, [0.0, 0.0, 0.5])
+    assert float(losses.pose_corner_loss(true_pose, true_pose, corners)) < 1e-4
+    shifted = _box_pose9d(identity, [0.04, 0.0, 0.5])
+    assert float(losses.pose_corner_loss(shifted, true_pose, corners)) == pytest.approx(4.0)
+    # A half turn about z moves every corner by twice its distance from the axis, sqrt(13) cm.
+    half_turn = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))
+    turned = _box_pose9d(half_turn, [0.0, 0.0, 0.5])
+    assert float(losses.pose_corner_loss(turned, true_pose, corners)) == pytest.approx(
+        2 * math.sqrt(13), rel=1e-5)
+    # Gram-Schmidt first: scaling the 6D entries (the L2's pull towards zero) changes nothing.
+    scaled = true_pose.clone()
+    scaled[:, 3:] *= 0.05
+    assert float(losses.pose_corner_loss(scaled, true_pose, corners)) < 1e-4
+    assert float(losses.pose9d_loss(scaled, true_pose)) > 0.1
+
+
+def test_corner_term_enters_the_branches_and_needs_the_corners():
+    torch.manual_seed(0)
+    model = build_model(load_model_config(LITE_YAML, ['input_size_px=64',
+                                                      'object_ids=[1, 2, 3]']))
+    batch = make_batch(model, batch=3, seed=2)
+    out = model(batch['image'], model.object_indices(batch['object_id']),
+                losses.pose9d_target(batch))
+    cfg = LossConfig(pose_corners=2.0)
+    with pytest.raises(ValueError, match='pose_corners'):
+        losses.compute_losses(out, batch, cfg, beta_vae=0.1)
+    corners = losses.object_box_corners(model.object_ids)
+    assert corners.shape == (3, 8, 3)
+    terms = losses.compute_losses(out, batch, cfg, beta_vae=0.1, object_corners=corners)
+    assert terms['corners_from_image'].item() > 0 and terms['corners_from_pose'].item() > 0
+    branch2 = (terms['pose_from_image'] + 2.0 * terms['corners_from_image']
+               + terms['image_from_image'] + 0.1 * terms['kl_image'])
+    assert torch.allclose(terms['branch2'], branch2)
+    branch1 = (terms['pose_from_pose'] + 2.0 * terms['corners_from_pose']
+               + terms['image_from_pose'] + 0.1 * terms['kl_pose'])
+    assert torch.allclose(terms['branch1'], branch1)

@@ -56,12 +56,15 @@ def test_train_writes_logs_checkpoint_and_export(tmp_path):
     """A 4-step run writes CSV, TensorBoard, a weights-only checkpoint and the fp16 export."""
     config = tiny_config(tmp_path)
     export = tmp_path / 'models' / 'tiny_fp16.pt'
-    assert run_main(['--config', config, '--export-fp16', str(export)]) == 0
+    # With the optional corner loss on, so that its wiring (corners per class) runs too.
+    assert run_main(['--config', config, '--export-fp16', str(export),
+                     '--set', 'loss.pose_corners=1']) == 0
     run = tmp_path / 'run'
     with open(run / 'train_log.csv', newline='') as stream:
         rows = list(csv.DictReader(stream))
     assert [int(row['step']) for row in rows] == [1, 2, 3, 4]
-    for term in ('total', 'joints_3d', 'branch1', 'branch2', 'kl_image', 'beta_vae', 'lr'):
+    for term in ('total', 'joints_3d', 'branch1', 'branch2', 'kl_image', 'beta_vae', 'lr',
+                 'corners_from_image', 'corners_from_pose'):
         assert all(float(row[term]) == float(row[term]) for row in rows), term
     # The learning rate decays after the first epoch (decay every epoch in this config).
     assert float(rows[0]['lr']) == pytest.approx(1e-3)
