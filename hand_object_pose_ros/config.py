@@ -158,6 +158,10 @@ class ModelConfig:
     :param vector_attention_tokens: a feature vector of size D is attended as this many tokens
         of D / tokens values each.
     :param attention_gamma_init: initial scale of the attention residual branch.
+    :param object_corner_heatmaps: add a training-only head (not in the paper) that predicts
+        heatmaps of the object's 8 box corners from the CVAE's feature level, weighted by
+        ``loss.object_corner_heatmap``; it makes the shared features encode the object's
+        geometry, as the 2D joint heatmaps do for the hand. Inference never runs it.
     """
 
     input_size_px: int = 256
@@ -170,6 +174,7 @@ class ModelConfig:
     attention_heads: int = 1
     vector_attention_tokens: int = 8
     attention_gamma_init: float = 0.1
+    object_corner_heatmaps: bool = False
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     hand_head: HandHeadConfig = dataclasses.field(default_factory=HandHeadConfig)
     cvae: CVAEConfig = dataclasses.field(default_factory=CVAEConfig)
@@ -219,6 +224,8 @@ class LossConfig:
     :param classifier: weight of the object classifier cross-entropy (beyond the paper).
     :param image_reconstruction: weight of the image L2 terms inside each branch.
     :param pose_reconstruction: weight of the 9-D pose L2 terms inside each branch.
+    :param object_corner_heatmap: weight of the object corner heatmap loss (KL to Gaussians at
+        the 8 projected box corners, like ``heatmap``; needs ``model.object_corner_heatmaps``).
     :param pose_corners: weight of the box-corner pose terms inside each branch (not in the
         paper; 0 = off): the mean distance, cm, between the object's bounding-box corners posed
         by the predicted and the true pose. Unlike the L2 on the 6D entries, whose optimum
@@ -245,6 +252,7 @@ class LossConfig:
     image_reconstruction: float = 1.0
     pose_reconstruction: float = 1.0
     pose_corners: float = 0.0
+    object_corner_heatmap: float = 0.0
     joint_unit_scale: float = 100.0
     pose_translation_scale: float = 10.0
     heatmap_sigma_px: float = 8.0

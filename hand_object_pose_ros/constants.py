@@ -46,6 +46,8 @@ DEFAULT_BBOX_SCALE = 1.5
 
 # Object pose vector of the paper (eq. 7): t1 t2 t3 r11 r21 r31 r12 r22 r32.
 POSE9D_SIZE = 9
+# Corners of an object's axis-aligned bounding box (ObjectModel.corners()).
+NUM_BOX_CORNERS = 8
 
 # Name of the node's status in diagnostic_msgs/DiagnosticArray on /diagnostics.
 PIPELINE_DIAGNOSTIC_NAME = 'hand_object_pose: pipeline'

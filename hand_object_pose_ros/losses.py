@@ -24,7 +24,10 @@ from hand_object_pose_ros.config import LossConfig
 from hand_object_pose_ros.constants import HAND_JOINT_PARENTS
 from hand_object_pose_ros.constants import MIDDLE_MCP_JOINT_INDEX
 from hand_object_pose_ros.constants import WRIST_JOINT_INDEX
+from hand_object_pose_ros.crop import MIRROR as MIRROR_NUMPY
 from hand_object_pose_ros.objects import load_object_catalogue
+
+MIRROR = torch.as_tensor(MIRROR_NUMPY)
 
 # --------------------------------------------------------------------------------------------
 # beta_vae schedule (paper section 4)
@@ -315,6 +318,25 @@ def object_box_corners(object_ids):
     return torch.as_tensor(np.stack([catalogue.get(int(i)).corners() for i in object_ids]))
 
 
+def object_corners_2d_crop_px(batch, object_corners):
+    """
+    Project each sample's object box corners into its crop (targets of the corner heatmaps).
+
+    :param batch: collated sample dict: ``crop_K`` (B, 3, 3), ``object_rotation`` (B, 3, 3)
+        camera_from_object, ``object_translation`` (B, 3) metres, camera frame, and
+        ``mirrored`` (B,) bool (a mirrored sample shows the mirror image of the object, whose
+        corners are the mirrored ones).
+    :param object_corners: (B, 8, 3) box corners of each sample's object, metres, object frame.
+    :return: (B, 8, 2) crop pixels.
+    """
+    rotation = batch['object_rotation']
+    corners = object_corners.to(rotation.dtype)
+    mirrored = batch['mirrored'].to(rotation.device).bool().reshape(-1, 1, 1)
+    corners = torch.where(mirrored, corners @ MIRROR.to(corners), corners)
+    points = corners @ rotation.transpose(-1, -2) + batch['object_translation'][:, None]
+    return geometry.project_points(points, batch['crop_K'].to(rotation.dtype))
+
+
 def pose_corner_loss(pred_pose9d, true_pose9d, object_corners, unit_scale=100.0):
     """
     Mean distance between the object's box corners posed by the predicted and the true pose.
@@ -386,10 +408,12 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5, object_corners=None):
     :return: dict name -> scalar tensor.
     """
     cfg = cfg or LossConfig()
-    if cfg.pose_corners > 0 and object_corners is None:
-        raise ValueError('loss.pose_corners = %g needs the object box corners '
-                         '(compute_losses(..., object_corners=object_box_corners(ids)))'
-                         % cfg.pose_corners)
+    if (cfg.pose_corners > 0 or cfg.object_corner_heatmap > 0) and object_corners is None:
+        raise ValueError('loss.pose_corners / loss.object_corner_heatmap need the object box '
+                         'corners (compute_losses(..., object_corners=object_box_corners(ids)))')
+    if cfg.object_corner_heatmap > 0 and output.object_corner_heatmaps is None:
+        raise ValueError('loss.object_corner_heatmap = %g needs a network built with '
+                         'model.object_corner_heatmaps: true' % cfg.object_corner_heatmap)
     device = output.joints_rel.device
     terms = {}
     terms['joints_3d'] = joints_3d_loss(output.joints_rel, batch['joints_rel'].to(device),
@@ -444,10 +468,22 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5, object_corners=None):
     else:
         terms['branch1'] = zero
 
+    if cfg.object_corner_heatmap > 0:
+        keys = ('crop_K', 'object_rotation', 'object_translation', 'mirrored')
+        corners_2d = object_corners_2d_crop_px(
+            {key: batch[key].to(device) for key in keys},
+            object_corners.to(device)[output.object_index])
+        terms['object_corner_heatmap'] = heatmap_loss(
+            output.object_corner_heatmaps, corners_2d, output.object_corner_stride_px,
+            cfg.heatmap_sigma_px)
+
     logits = output.object_logits
     terms['classifier'] = F.cross_entropy(logits, output.object_index)
     terms['classifier_accuracy'] = (logits.argmax(1) == output.object_index).float().mean(
     ).detach()
     terms['total'] = (terms['hand'] + cfg.branch1 * terms['branch1']
                       + cfg.branch2 * terms['branch2'] + cfg.classifier * terms['classifier'])
+    if cfg.object_corner_heatmap > 0:
+        terms['total'] = terms['total'] + cfg.object_corner_heatmap * terms[
+            'object_corner_heatmap']
     return terms

@@ -706,10 +706,10 @@ class Trainer:
         self.model_core = build_model(cfg.model).to(self.device)
         if cfg.init_weights and resume is None:
             initialise_from_checkpoint(self.model_core, cfg.init_weights, cfg.init_modules)
-        # Box corners per class index, only for the (optional) corner loss: ObMan's objects
+        # Box corners per class index, only for the (optional) corner losses: ObMan's objects
         # are not in the YCB catalogue.
         self.object_corners = None
-        if cfg.loss.pose_corners > 0:
+        if cfg.loss.pose_corners > 0 or cfg.loss.object_corner_heatmap > 0:
             self.object_corners = losses.object_box_corners(self.model_core.object_ids).to(
                 self.device)
         self.frozen = [getattr(self.model_core, name) for name in cfg.frozen_modules]

@@ -223,3 +223,48 @@ def test_corner_term_enters_the_branches_and_needs_the_corners():
     branch1 = (terms['pose_from_pose'] + 2.0 * terms['corners_from_pose']
                + terms['image_from_pose'] + 0.1 * terms['kl_pose'])
     assert torch.allclose(terms['branch1'], branch1)
+
+
+def test_object_corners_project_into_the_crop_and_mirror():
+    """Box (0..10 cm)^3 at 1 m, f = 100 px: corners at 32 + 10 px steps; mirrored: 32 - 10."""
+    crop_k = torch.tensor([[[100.0, 0.0, 32.0], [0.0, 100.0, 32.0], [0.0, 0.0, 1.0]]])
+    corners = torch.tensor([[[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [0.0, 0.1, 0.0]]])
+    batch = {'crop_K': crop_k, 'object_rotation': torch.eye(3)[None],
+             'object_translation': torch.tensor([[0.0, 0.0, 1.0]]),
+             'mirrored': torch.tensor([False])}
+    pixels = losses.object_corners_2d_crop_px(batch, corners)
+    assert torch.allclose(pixels, torch.tensor([[[32.0, 32.0], [42.0, 32.0], [32.0, 42.0]]]))
+    batch['mirrored'] = torch.tensor([True])
+    pixels = losses.object_corners_2d_crop_px(batch, corners)
+    assert torch.allclose(pixels, torch.tensor([[[32.0, 32.0], [22.0, 32.0], [32.0, 42.0]]]))
+
+
+def test_object_corner_heatmap_head_trains_and_inference_ignores_it():
+    torch.manual_seed(0)
+    overrides = ['input_size_px=64', 'object_ids=[1, 2, 3]']
+    model = build_model(load_model_config(LITE_YAML, overrides + ['object_corner_heatmaps=true']))
+    plain = build_model(load_model_config(LITE_YAML, overrides))
+    batch = make_batch(model, batch=3, seed=2)
+    batch['object_translation'] = batch['object_translation_rel'] + torch.tensor([0, 0, 0.5])
+    batch['mirrored'] = torch.zeros(3, dtype=torch.bool)
+    index = model.object_indices(batch['object_id'])
+    out = model(batch['image'], index, losses.pose9d_target(batch))
+    assert out.object_corner_heatmaps.shape == (3, 8, 8, 8)
+    assert out.object_corner_stride_px == 8
+    corners = losses.object_box_corners(model.object_ids)
+    cfg = LossConfig(object_corner_heatmap=3.0)
+    terms = losses.compute_losses(out, batch, cfg, beta_vae=0.1, object_corners=corners)
+    total = (terms['hand'] + terms['branch1'] + terms['branch2'] + 0.1 * terms['classifier']
+             + 3.0 * terms['object_corner_heatmap'])
+    assert torch.allclose(terms['total'], total)
+    terms['total'].backward()
+    assert model.object_corner_head[0].weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match='object_corner_heatmaps'):
+        losses.compute_losses(plain(batch['image'], index, losses.pose9d_target(batch)), batch,
+                              cfg, beta_vae=0.1, object_corners=corners)
+    # The head is training-only: the same weights without it predict the same outputs.
+    plain.load_state_dict({name: value for name, value in model.state_dict().items()
+                           if not name.startswith('object_corner_head.')})
+    with_head, without = model.predict(batch['image']), plain.predict(batch['image'])
+    assert torch.allclose(with_head.object_rotation, without.object_rotation)
+    assert torch.allclose(with_head.joints, without.joints)

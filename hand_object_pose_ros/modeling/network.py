@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from hand_object_pose_ros import geometry
+from hand_object_pose_ros.constants import NUM_BOX_CORNERS
 from hand_object_pose_ros.constants import WRIST_JOINT_INDEX
 from hand_object_pose_ros.modeling.backbone import ResNetFPNBackbone
 from hand_object_pose_ros.modeling.hand_head import HandHead
@@ -52,6 +53,9 @@ class NetworkOutput:
     :param pose_logvar: (B, L) (None likewise).
     :param pose9d_from_pose: (B, 9) pose -> pose reconstruction, metres (None likewise).
     :param image_from_pose: (B, 3, S, S) pose -> image reconstruction (None likewise).
+    :param object_corner_heatmaps: (B, 8, m, m) logits of the object's box corners on the
+        CVAE's feature level (None without ``object_corner_heatmaps``; training only).
+    :param object_corner_stride_px: crop pixels per cell of those heatmaps.
     """
 
     heatmaps: torch.Tensor
@@ -71,6 +75,8 @@ class NetworkOutput:
     pose_logvar: Optional[torch.Tensor] = None
     pose9d_from_pose: Optional[torch.Tensor] = None
     image_from_pose: Optional[torch.Tensor] = None
+    object_corner_heatmaps: Optional[torch.Tensor] = None
+    object_corner_stride_px: int = 0
 
 
 class ObjectClassifier(nn.Sequential):
@@ -96,7 +102,8 @@ class ObjectClassifier(nn.Sequential):
 class HandObjectNetwork(nn.Module):
     """Backbone + hand head + MANO + object head (CVAE or direct) + classifier."""
 
-    def __init__(self, cfg, backbone, hand_head, object_head, classifier, mano_layer):
+    def __init__(self, cfg, backbone, hand_head, object_head, classifier, mano_layer,
+                 object_corner_head=None):
         """
         Assemble the parts (use :func:`hand_object_pose_ros.modeling.build_model`).
 
@@ -107,6 +114,7 @@ class HandObjectNetwork(nn.Module):
         :param classifier: :class:`ObjectClassifier`.
         :param mano_layer: a ``flat_hand_mean=True`` right-hand ManoLayer (its buffers are
             not saved in checkpoints).
+        :param object_corner_head: training-only corner heatmap module, or None.
         """
         super().__init__()
         self.cfg = cfg
@@ -114,6 +122,7 @@ class HandObjectNetwork(nn.Module):
         self.hand_head = hand_head
         self.object_head = object_head
         self.classifier = classifier
+        self.object_corner_head = object_corner_head
         self.mano_layer = mano_layer
         self.register_buffer('_object_ids', torch.as_tensor(cfg.object_ids, dtype=torch.int64),
                              persistent=False)
@@ -192,6 +201,10 @@ class HandObjectNetwork(nn.Module):
                 setattr(out, name, value)
         else:
             out.pose9d_from_image = self.object_head(pooled, condition)
+        if self.object_corner_head is not None:
+            level = self.cfg.cvae.feature_level
+            out.object_corner_heatmaps = self.object_corner_head(pyramid[level])
+            out.object_corner_stride_px = 2 ** level
         return out
 
     @torch.no_grad()
@@ -264,4 +277,11 @@ def build_network(cfg, mano_layer):
         object_head = DirectPoseHead(pooled_size, num_condition, cfg.direct_head.hidden_sizes,
                                      cfg.cvae.leaky_relu_slope, cfg.cvae.translation_scale)
     classifier = ObjectClassifier(pooled_size, cfg.classifier.hidden_size, cfg.num_objects)
-    return HandObjectNetwork(cfg, backbone, hand_head, object_head, classifier, mano_layer)
+    corner_head = None
+    if cfg.object_corner_heatmaps:
+        corner_head = nn.Sequential(
+            nn.Conv2d(channels, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
+            nn.LeakyReLU(cfg.cvae.leaky_relu_slope, inplace=True),
+            nn.Conv2d(64, NUM_BOX_CORNERS, 1))
+    return HandObjectNetwork(cfg, backbone, hand_head, object_head, classifier, mano_layer,
+                             corner_head)
