@@ -215,6 +215,7 @@ class TorchInference:
         for name in ('image_decoder', 'pose_encoder'):
             if hasattr(network.object_head, name):
                 setattr(network.object_head, name, None)
+        network.object_corner_head = None
         self.folded_batch_norms = fuse_batch_norms(network)
         for parameter in network.parameters():
             parameter.requires_grad_(False)
