@@ -435,34 +435,35 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5, object_corners=None):
                                  ('object_rotation', 'object_translation_rel')})
     image = batch['image'].to(device)
     zero = output.joints_rel.new_zeros(())
-    terms['pose_from_image'] = pose9d_loss(output.pose9d_from_image, target_pose,
-                                           cfg.pose_translation_scale)
-    pose_terms = {'image': cfg.pose_reconstruction * terms['pose_from_image']}
-    if cfg.pose_corners > 0:
+    sample_corners = None
+    if object_corners is not None:
         sample_corners = object_corners.to(device)[output.object_index]
-        terms['corners_from_image'] = pose_corner_loss(output.pose9d_from_image, target_pose,
-                                                       sample_corners, cfg.joint_unit_scale)
-        pose_terms['image'] = pose_terms['image'] + cfg.pose_corners * terms['corners_from_image']
+
+    def weighted_pose_terms(pred_pose9d, source):
+        """Log the pose terms of one branch; return their weighted sum."""
+        terms['pose_from_' + source] = pose9d_loss(pred_pose9d, target_pose,
+                                                   cfg.pose_translation_scale)
+        weighted = cfg.pose_reconstruction * terms['pose_from_' + source]
+        if cfg.pose_corners > 0:
+            terms['corners_from_' + source] = pose_corner_loss(
+                pred_pose9d, target_pose, sample_corners, cfg.joint_unit_scale)
+            weighted = weighted + cfg.pose_corners * terms['corners_from_' + source]
+        return weighted
+
+    pose_from_image = weighted_pose_terms(output.pose9d_from_image, 'image')
     if output.image_mu is not None:
         terms['image_from_image'] = image_loss(output.image_from_image, image)
         terms['kl_image'] = kl_divergence(output.image_mu, output.image_logvar)
-        terms['branch2'] = (pose_terms['image']
+        terms['branch2'] = (pose_from_image
                             + cfg.image_reconstruction * terms['image_from_image']
                             + beta_vae * terms['kl_image'])
     else:
-        terms['branch2'] = pose_terms['image']
+        terms['branch2'] = pose_from_image
     if output.pose_mu is not None:
-        terms['pose_from_pose'] = pose9d_loss(output.pose9d_from_pose, target_pose,
-                                              cfg.pose_translation_scale)
-        pose_terms['pose'] = cfg.pose_reconstruction * terms['pose_from_pose']
-        if cfg.pose_corners > 0:
-            terms['corners_from_pose'] = pose_corner_loss(
-                output.pose9d_from_pose, target_pose, sample_corners, cfg.joint_unit_scale)
-            pose_terms['pose'] = (pose_terms['pose']
-                                  + cfg.pose_corners * terms['corners_from_pose'])
+        pose_from_pose = weighted_pose_terms(output.pose9d_from_pose, 'pose')
         terms['image_from_pose'] = image_loss(output.image_from_pose, image)
         terms['kl_pose'] = kl_divergence(output.pose_mu, output.pose_logvar)
-        terms['branch1'] = (pose_terms['pose']
+        terms['branch1'] = (pose_from_pose
                             + cfg.image_reconstruction * terms['image_from_pose']
                             + beta_vae * terms['kl_pose'])
     else:
@@ -470,9 +471,8 @@ def compute_losses(output, batch, cfg=None, beta_vae=0.5, object_corners=None):
 
     if cfg.object_corner_heatmap > 0:
         keys = ('crop_K', 'object_rotation', 'object_translation', 'mirrored')
-        corners_2d = object_corners_2d_crop_px(
-            {key: batch[key].to(device) for key in keys},
-            object_corners.to(device)[output.object_index])
+        corners_2d = object_corners_2d_crop_px({key: batch[key].to(device) for key in keys},
+                                               sample_corners)
         terms['object_corner_heatmap'] = heatmap_loss(
             output.object_corner_heatmaps, corners_2d, output.object_corner_stride_px,
             cfg.heatmap_sigma_px)

@@ -152,13 +152,19 @@ def test_tiny_overfit_drives_the_total_loss_down():
     assert last['classifier_accuracy'] == 1.0
 
 
-def test_compute_losses_names_and_total():
+def tiny_training_pass():
+    """Return (model, batch, output) of a 64 px lite network's training pass on 3 samples."""
     torch.manual_seed(0)
     model = build_model(load_model_config(LITE_YAML, ['input_size_px=64',
                                                       'object_ids=[1, 2, 3]']))
     batch = make_batch(model, batch=3, seed=2)
     out = model(batch['image'], model.object_indices(batch['object_id']),
                 losses.pose9d_target(batch))
+    return model, batch, out
+
+
+def test_compute_losses_names_and_total():
+    model, batch, out = tiny_training_pass()
     cfg = LossConfig()
     terms = losses.compute_losses(out, batch, cfg, beta_vae=0.1)
     names = {'joints_3d', 'mano_pose', 'mano_shape', 'bmc', 'heatmap', 'hand', 'branch1',
@@ -204,12 +210,7 @@ def test_pose_corner_loss_known_answers():
 
 
 def test_corner_term_enters_the_branches_and_needs_the_corners():
-    torch.manual_seed(0)
-    model = build_model(load_model_config(LITE_YAML, ['input_size_px=64',
-                                                      'object_ids=[1, 2, 3]']))
-    batch = make_batch(model, batch=3, seed=2)
-    out = model(batch['image'], model.object_indices(batch['object_id']),
-                losses.pose9d_target(batch))
+    model, batch, out = tiny_training_pass()
     cfg = LossConfig(pose_corners=2.0)
     with pytest.raises(ValueError, match='pose_corners'):
         losses.compute_losses(out, batch, cfg, beta_vae=0.1)
