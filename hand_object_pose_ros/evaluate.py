@@ -37,6 +37,8 @@ Frames and metrics (millimetres unless named):
 - Object metrics place the predicted pose at the TRUE wrist plus the predicted wrist-relative
   translation (``mce``, ``add``, ``adds``, ``add_s`` = ADD-S for symmetric objects, else
   ADD), as the ground-truth-crop protocols of the papers; ``mce_abs`` uses the lifted wrist.
+- ``rotation_error`` (degrees, geodesic, no symmetry) and ``translation_error`` (wrist-relative
+  translation): the two parts of the object error, to tell which one dominates the MCE.
 - ``pen_mean`` (DexYCB variant, Wang 2022) and ``pen_max`` (ObMan variant, Hasson 2019):
   predicted hand vertices inside the predicted object mesh (both at the true wrist).
 - ``chamfer_mm2`` (ObMan): 600 surface points of the object posed by each pose.
@@ -84,6 +86,8 @@ COLUMNS = (
     ('mce_mm', 'MCE (mm)'),
     ('mce_cm', 'MCE (cm)'),
     ('mce_abs_mm', 'MCE abs (mm)'),
+    ('rotation_error_deg', 'Rot. err. (deg)'),
+    ('translation_error_mm', 'Transl. err. (mm)'),
     ('add_mm', 'ADD (mm)'),
     ('adds_mm', 'ADD-S (mm)'),
     ('add_s_mm', 'ADD(-S) (mm)'),
@@ -581,8 +585,8 @@ def sample_metrics(sample, prediction, net_input, mesh, input_size_px, chamfer_s
         'class_accuracy': (float(prediction.predicted_object_id == sample.object_id)
                            if prediction.predicted_object_id is not None else float('nan')),
     }
-    nan_keys = ('mce_mm', 'mce_cm', 'mce_abs_mm', 'add_mm', 'adds_mm', 'add_s_mm',
-                'pen_mean_mm', 'pen_max_mm', 'chamfer_mm2')
+    nan_keys = ('mce_mm', 'mce_cm', 'mce_abs_mm', 'rotation_error_deg', 'translation_error_mm',
+                'add_mm', 'adds_mm', 'add_s_mm', 'pen_mean_mm', 'pen_max_mm', 'chamfer_mm2')
     if mesh is None:
         values.update({key: float('nan') for key in nan_keys})
         return values
@@ -596,6 +600,8 @@ def sample_metrics(sample, prediction, net_input, mesh, input_size_px, chamfer_s
     values['mce_cm'] = float(metrics.mm_to_cm(values['mce_mm']))
     values['mce_abs_mm'] = float(metrics.object_mce_mm(pred_R, pred_t_abs, true_R, true_t,
                                                        mesh.vertices)[0])
+    values['rotation_error_deg'] = float(metrics.rotation_error_deg(pred_R, true_R)[0])
+    values['translation_error_mm'] = float(metrics.translation_error_mm(pred_t, true_t)[0])
     values['add_mm'] = float(metrics.add_mm(pred_R, pred_t, true_R, true_t, mesh.vertices)[0])
     values['adds_mm'] = float(metrics.adds_mm(pred_R, pred_t, true_R, true_t, mesh.vertices)[0])
     values['add_s_mm'] = values['adds_mm'] if mesh.symmetric else values['add_mm']

@@ -315,6 +315,43 @@ def add_mm(pred_R, pred_t, gt_R, gt_t, object_vertices):
     return np.linalg.norm(difference, axis=-1).mean(axis=1) * MM_PER_M
 
 
+def rotation_error_deg(pred_R, gt_R):
+    """
+    Geodesic angle between two rotations: the angle of the rotation taking one to the other.
+
+    Symmetries are not taken into account (a half turn of a can is 180 degrees here); with
+    :func:`translation_error_mm` it splits the MCE into its two parts.
+
+    :param pred_R: (B, 3, 3) or (3, 3) rotations.
+    :param gt_R: same shape.
+    :return: (B,) float64, degrees in [0, 180].
+    """
+    pred_rotation = _float64(pred_R, 'pred_R', (3, 3)).reshape(-1, 3, 3)
+    gt_rotation = _float64(gt_R, 'gt_R', (3, 3)).reshape(-1, 3, 3)
+    if len(pred_rotation) != len(gt_rotation):
+        raise ValueError('rotation batch sizes differ: %d and %d'
+                         % (len(pred_rotation), len(gt_rotation)))
+    # trace(R_pred^T R_gt) = 1 + 2 cos(angle); clipped against rounding outside [-1, 1].
+    trace = np.einsum('bij,bij->b', pred_rotation, gt_rotation)
+    return np.degrees(np.arccos(np.clip((trace - 1.0) / 2.0, -1.0, 1.0)))
+
+
+def translation_error_mm(pred_t, gt_t):
+    """
+    Distance between two translations.
+
+    :param pred_t: (B, 3) or (3,) metres.
+    :param gt_t: same shape, metres.
+    :return: (B,) float64, millimetres.
+    """
+    pred_translation = _float64(pred_t, 'pred_t', (3,)).reshape(-1, 3)
+    gt_translation = _float64(gt_t, 'gt_t', (3,)).reshape(-1, 3)
+    if len(pred_translation) != len(gt_translation):
+        raise ValueError('translation batch sizes differ: %d and %d'
+                         % (len(pred_translation), len(gt_translation)))
+    return np.linalg.norm(pred_translation - gt_translation, axis=-1) * MM_PER_M
+
+
 def adds_mm(pred_R, pred_t, gt_R, gt_t, object_vertices):
     """
     Compute ADD-S (symmetric objects): mean distance from true-posed to nearest predicted.

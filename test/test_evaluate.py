@@ -43,11 +43,13 @@ def test_checkpoint_evaluation_writes_json_markdown_and_plots(tiny_checkpoint, t
         result = report['results'][mode]
         total = result['total']
         for key in ('mje_abs_mm', 'mje_rr_mm', 'mje_pa_mm', 'mce_mm', 'mce_abs_mm', 'add_mm',
-                    'adds_mm', 'add_s_mm', 'pen_mean_mm', 'pen_max_mm', 'chamfer_mm2'):
+                    'adds_mm', 'add_s_mm', 'pen_mean_mm', 'pen_max_mm', 'chamfer_mm2',
+                    'rotation_error_deg', 'translation_error_mm'):
             assert total[key] is not None and math.isfinite(total[key]), key
             assert total[key] >= 0.0, key
         assert total['mce_cm'] == pytest.approx(total['mce_mm'] / 10.0)
         assert total['adds_mm'] <= total['add_mm'] + 1e-9
+        assert total['rotation_error_deg'] <= 180.0
         assert total['pen_mean_mm'] <= total['pen_max_mm'] + 1e-9
         assert sum(row['count'] for row in result['per_object'].values()) == 3
         assert len(result['per_joint_rr_mm']) == 21 and result['per_joint_rr_mm'][0] == 0.0

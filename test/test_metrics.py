@@ -123,6 +123,28 @@ def test_object_mce_translation_and_rotation():
                                                      gt_translation, vertices), 0.0, atol=1e-9)
 
 
+def test_rotation_and_translation_errors_split_the_pose_error():
+    gt_rotation = Rotation.random(4, random_state=7).as_matrix()
+    angles_deg = np.array([0.0, 30.0, 90.0, 180.0])
+    turns = Rotation.from_rotvec(np.deg2rad(angles_deg)[:, None]
+                                 * np.array([[0.0, 0.6, 0.8]])).as_matrix()
+    # The angle of the relative rotation, whichever side it is applied on.
+    np.testing.assert_allclose(metrics.rotation_error_deg(gt_rotation @ turns, gt_rotation),
+                               angles_deg, atol=1e-6)
+    np.testing.assert_allclose(metrics.rotation_error_deg(turns @ gt_rotation, gt_rotation),
+                               angles_deg, atol=1e-6)
+    np.testing.assert_allclose(metrics.rotation_error_deg(np.eye(3), np.eye(3)), [0.0])
+    # A 3-4-5 triangle in centimetres.
+    gt_translation = np.array([[0.1, 0.0, 0.6], [0.0, 0.0, 0.5]])
+    np.testing.assert_allclose(
+        metrics.translation_error_mm(gt_translation + np.array([0.03, 0.04, 0.0]),
+                                     gt_translation), [50.0, 50.0], atol=1e-9)
+    with pytest.raises(ValueError, match='batch sizes differ'):
+        metrics.rotation_error_deg(gt_rotation, gt_rotation[:2])
+    with pytest.raises(ValueError, match='batch sizes differ'):
+        metrics.translation_error_mm(gt_translation, gt_translation[:1])
+
+
 def test_adds_of_a_symmetric_object_rotated_about_its_axis_is_near_zero():
     # A dense cylinder (radius 4 cm, height 10 cm) around its z axis.
     angles = np.linspace(0.0, 2.0 * np.pi, 360, endpoint=False)
