@@ -199,7 +199,7 @@ def _forward(layer, global_orient, hand_pose, betas):
     return out.vertices.numpy().astype(np.float64), out.joints.numpy().astype(np.float64)
 
 
-def _palm_frame(joints, is_right):
+def palm_frame(joints, is_right):
     """
     Palm centre and unit axes of a posed hand (hand model frame).
 
@@ -233,7 +233,7 @@ class _HandGraspModel:
         zeros = np.zeros((1, 3), np.float32)
         base_pose = self.hands_mean[None]
         vertices, joints = _forward(layer, zeros, base_pose, np.zeros((1, 10)))
-        _, normal, _, _ = _palm_frame(joints[0], is_right)
+        _, normal, _, _ = palm_frame(joints[0], is_right)
         probes = np.repeat(base_pose, len(FINGERS), axis=0)
         for finger_index in range(len(FINGERS)):
             probes[finger_index] = self.flexed_pose(base_pose[0], joints[0], normal,
@@ -667,7 +667,7 @@ class SyntheticHandObjectGenerator:
         open_pose = hand.hands_mean + rng.normal(size=45).astype(np.float32) * cfg.pose_noise_rad
         vertices, joints = _forward(hand.layer, np.zeros((1, 3)), open_pose[None], betas[None])
         vertices, joints = vertices[0], joints[0]
-        centre, normal, finger_dir, lateral = _palm_frame(joints, side == 'right')
+        centre, normal, finger_dir, lateral = palm_frame(joints, side == 'right')
 
         # Object orientation: mostly a power grasp (long axis across the palm), else random.
         if rng.random() < 0.7:
