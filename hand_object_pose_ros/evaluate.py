@@ -418,7 +418,7 @@ class NetworkPredictor:
                 for i in range(len(inputs))]
 
 
-def _mean_rotation(rotations):
+def mean_rotation(rotations):
     """Chordal L2 mean of rotation matrices (projection of their mean onto SO(3))."""
     u, _, vt = np.linalg.svd(np.mean(rotations, axis=0))
     rotation = u @ vt
@@ -455,7 +455,7 @@ def fit_mean_pose_baseline(source, num_samples, description=''):
             translations.setdefault(key, []).append(translation)
     if not joints:
         raise EvaluationError('no samples to fit the baseline on (%s)' % source.name)
-    objects = {str(key): {'rotation': _mean_rotation(np.array(rotations[key])).tolist(),
+    objects = {str(key): {'rotation': mean_rotation(np.array(rotations[key])).tolist(),
                           'translation_rel': np.mean(translations[key], axis=0).tolist(),
                           'count': len(rotations[key])}
                for key in rotations}

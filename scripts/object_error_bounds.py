@@ -18,8 +18,8 @@ error (MCE, mm, the predicted pose at the true wrist) of:
   about the object's longest box axis: all but the turn about that axis known;
 - ``true translation, half turn about the long axis``: the look-alike pose of a box or a can.
 
-Means are fitted on ``--num-train`` training shard samples (the chordal mean of the box
-corners per class, as the baseline). Also prints the network's mean rotation error and the
+Means are fitted on ``--num-train`` training shard samples (the chordal mean rotation and the
+mean offset per class, as the baseline's). Also prints the network's mean rotation error and the
 angle between its and the true long axis (random lines: 57.3 degrees on average). Left hands
 are handled in the network's mirrored frame, as in inference.
 
@@ -78,27 +78,10 @@ def network_frame(sample):
     :param sample: HandObjectSample.
     :return: (joints (21, 3) metres, object rotation (3, 3), object translation (3,) metres).
     """
-    joints = np.asarray(sample.joints_cam, np.float64)
-    rotation = np.asarray(sample.object_rotation, np.float64)
-    translation = np.asarray(sample.object_translation, np.float64)
-    if not sample.is_right_hand:
-        mirror = evaluate.MIRROR
-        joints, rotation, translation = joints @ mirror, mirror @ rotation @ mirror, \
-            mirror @ translation
-    return joints, rotation, translation
-
-
-def kabsch(source, target):
-    """
-    Return the rotation R minimising sum ||R source_i - target_i||^2.
-
-    :param source: (N, 3) points.
-    :param target: (N, 3) points.
-    :return: (3, 3) rotation (no reflection).
-    """
-    u, _, vt = np.linalg.svd(target.T @ source)
-    correction = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
-    return u @ correction @ vt
+    sample = sample.in_right_hand_frame()
+    return (np.asarray(sample.joints_cam, np.float64),
+            np.asarray(sample.object_rotation, np.float64),
+            np.asarray(sample.object_translation, np.float64))
 
 
 def axis_rotation(axis, angle_rad):
@@ -112,13 +95,15 @@ def axis_rotation(axis, angle_rad):
     return geometry.axis_angle_to_matrix(axis_angle).numpy()
 
 
-def fit_class_means(source, count, catalogue_corners):
+def fit_class_means(source, count):
     """
     Fit per-class mean object poses on training samples, in camera axes and in the palm frame.
 
+    The rotation is the chordal mean (:func:`~hand_object_pose_ros.evaluate.mean_rotation`) and
+    the offset the mean wrist-relative translation, as the mean-pose baseline's.
+
     :param source: :class:`~hand_object_pose_ros.evaluate.EvalSource` of the training shards.
     :param count: number of samples.
-    :param catalogue_corners: callable object id -> (8, 3) box corners, metres.
     :return: dict frame name -> {object id or ``ALL_CLASSES``: (rotation (3, 3), wrist-relative
         offset (3,) metres)}.
     """
@@ -127,22 +112,14 @@ def fit_class_means(source, count, catalogue_corners):
         joints, rotation, translation = network_frame(sample)
         axes = hand_axes(joints)
         offset = translation - joints[0]
-        object_id = int(sample.object_id)
-        collected['camera'].setdefault(object_id, []).append((rotation, offset))
-        collected['hand'].setdefault(object_id, []).append((axes.T @ rotation, axes.T @ offset))
-    # Classes the training samples lack get the mean over all of them (a unit cube's corners).
-    cube = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], np.float64)
-
-    def mean_pose(poses, corners):
-        mean_corners = np.mean([corners @ rotation.T for rotation, _ in poses], axis=0)
-        return kabsch(corners, mean_corners), np.mean([offset for _, offset in poses], axis=0)
-
-    means = {}
-    for frame, per_class in collected.items():
-        means[frame] = {ALL_CLASSES: mean_pose(sum(per_class.values(), []), cube)}
-        for object_id, poses in per_class.items():
-            means[frame][object_id] = mean_pose(poses, catalogue_corners(object_id))
-    return means
+        # Classes the training samples lack get the mean over all of them.
+        for key in (int(sample.object_id), ALL_CLASSES):
+            collected['camera'].setdefault(key, []).append((rotation, offset))
+            collected['hand'].setdefault(key, []).append((axes.T @ rotation, axes.T @ offset))
+    return {frame: {key: (evaluate.mean_rotation([rotation for rotation, _ in poses]),
+                          np.mean([offset for _, offset in poses], axis=0))
+                    for key, poses in per_class.items()}
+            for frame, per_class in collected.items()}
 
 
 def compute_bounds(checkpoint, train_root, heldout_root, num_train, num_heldout, seed=0):
@@ -174,7 +151,8 @@ def compute_bounds(checkpoint, train_root, heldout_root, num_train, num_heldout,
         return corners_by_id[object_id]
 
     print('fitting class means on %d training samples' % num_train, flush=True)
-    means = fit_class_means(train_source, num_train, catalogue_corners)
+    means = fit_class_means(train_source, num_train)
+    camera_means, hand_means = means['camera'], means['hand']
     rng = np.random.default_rng(seed)
     errors = {key: [] for key, _ in ROWS}
     rotation_errors, long_axis_errors = [], []
@@ -201,7 +179,6 @@ def compute_bounds(checkpoint, train_root, heldout_root, num_train, num_heldout,
             errors['network'].append(mce(rotation, translation))
             errors['network_rotation'].append(mce(rotation, true_translation))
             errors['network_translation'].append(mce(true_rotation, translation))
-            camera_means, hand_means = means['camera'], means['hand']
             mean_rotation, mean_offset = camera_means.get(object_id, camera_means[ALL_CLASSES])
             errors['mean_camera'].append(mce(mean_rotation, wrist + mean_offset))
             mean_rotation, mean_offset = hand_means.get(object_id, hand_means[ALL_CLASSES])
